@@ -1,0 +1,48 @@
+"""Build the compiled core.  All metadata lives in pyproject.toml.
+
+Switches (environment variables):
+  SHMPARSE_DEBUG=1     -O0 -g, C asserts on
+  SHMPARSE_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer
+"""
+import os
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+debug = os.environ.get("SHMPARSE_DEBUG") == "1"
+sanitize = os.environ.get("SHMPARSE_SANITIZE") == "1"
+
+compile_args = []
+link_args = []
+macros = []
+if sys.platform != "win32":
+    compile_args += ["-std=c99", "-Wall", "-Wno-unused-function"]
+    if debug or sanitize:
+        compile_args += ["-O0" if debug else "-O1", "-g", "-fno-omit-frame-pointer"]
+        macros.append(("SHMPARSE_DEBUG", "1"))
+    else:
+        compile_args += ["-O3"]
+        macros.append(("NDEBUG", "1"))
+    if sanitize:
+        flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
+        compile_args += flags
+        link_args += flags
+
+ext = Extension(
+    "shmparse._core",
+    sources=["src/_core.pyx", "src/sp_engine.c", "src/sp_convert.c"],
+    include_dirs=["src", np.get_include()],
+    define_macros=macros,
+    extra_compile_args=compile_args,
+    extra_link_args=link_args,
+)
+
+setup(
+    ext_modules=cythonize(
+        [ext],
+        compiler_directives={"language_level": "3", "boundscheck": False,
+                             "wraparound": False, "cdivision": True},
+    ),
+)

@@ -1,0 +1,549 @@
+"""``shmparse.loadtxt``: numpy.loadtxt's signature and results on the compiled engine.
+
+Argument checks run in numpy's order with numpy's exception types and words.
+Whatever the engine does not cover goes to ``numpy.loadtxt`` itself (the
+fallback, see README) unless ``SHMPARSE_FALLBACK=0`` is set, in which case a
+``NotImplementedError`` names the feature.
+"""
+from __future__ import annotations
+
+import operator
+import os
+import sys
+import warnings
+from typing import Any, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+from ._plan import Plan, Unsupported, make_plan
+from ._sources import Lines, Text, codec_name, open_path, read_file_object, seg_ends
+from .errors import ParseError
+
+__all__ = ["loadtxt"]
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _warn(message: str, category: type) -> None:
+    """Warn at the first frame outside shmparse (the user's call)."""
+    frame = sys._getframe(1)
+    level = 2
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _PKG_DIR:
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def _check_nonneg_int(value: Any, name: str = "argument") -> None:
+    try:
+        operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer") from None
+    if value < 0:
+        raise ValueError(f"{name} must be nonnegative")
+
+
+def _control(obj: Any) -> Optional[str]:
+    if obj is None:
+        return None
+    if not isinstance(obj, str) or len(obj) != 1:
+        raise TypeError("Text reading control character must be a single unicode "
+                        f"character or None; but got: {obj!r:.100}")
+    return obj
+
+
+def _check_control_chars(delimiter: Optional[str], quote: Optional[str],
+                         comment: Optional[str]) -> None:
+    """numpy's rules: no newline, no two alike, nothing whitespace when splitting on whitespace."""
+    first = second = None
+    bad = False
+    if comment is not None:
+        first = "comment"
+        if comment in "\r\n":
+            bad = True
+        elif comment == quote:
+            second, bad = "quotechar", True
+        elif comment == delimiter:
+            second, bad = "delimiter", True
+    if not bad and quote is not None:
+        first = "quotechar"
+        if quote in "\r\n":
+            bad = True
+        elif quote == delimiter:
+            second, bad = "delimiter", True
+    if not bad and delimiter is not None:
+        first = "delimiter"
+        if delimiter in "\r\n":
+            bad = True
+    if not bad and delimiter is None:
+        first = "delimiter"
+        if comment is not None and comment.isspace():
+            second, bad = "comment", True
+        elif quote is not None and quote.isspace():
+            second, bad = "quotechar", True
+    if bad:
+        if second is not None:
+            raise TypeError(f"The values for control characters '{first}' and '{second}' "
+                            "are incompatible")
+        raise TypeError(f"control character '{first}' cannot be a newline (`\\r` or `\\n`).")
+
+
+def _ensure_ndmin(a: np.ndarray, ndmin: int) -> np.ndarray:
+    if a.ndim > ndmin:
+        a = np.squeeze(a)
+    if a.ndim < ndmin:
+        if ndmin == 1:
+            a = np.atleast_1d(a)
+        elif ndmin == 2:
+            a = np.atleast_2d(a).T
+    return a
+
+
+class _ArrayDest:
+    """Destination: a new ndarray, or the caller's ``out=`` array."""
+
+    def __init__(self, plan: Plan, out: Optional[np.ndarray]) -> None:
+        self.plan = plan
+        self.out = out
+        self.arr: Optional[np.ndarray] = None
+        self.ncols = 0
+
+    def _shape(self, rows: int) -> tuple:
+        return (rows, self.ncols) if self.plan.homogeneous else (rows,)
+
+    def alloc(self, rows: int, ncols: int) -> None:
+        self.ncols = ncols
+        if self.out is not None:
+            out = self.out
+            want = self._shape(out.shape[0] if out.ndim else 0)
+            if (not isinstance(out, np.ndarray) or out.dtype != self.plan.dtype
+                    or out.shape != want or not out.flags.c_contiguous or not out.flags.writeable):
+                raise ValueError(
+                    f"out= must be a writable C-contiguous array of dtype {self.plan.dtype} "
+                    f"and shape {self._shape(-1)[1:] and ('N', self.ncols) or ('N',)}; "
+                    f"got {getattr(out, 'dtype', type(out))} {getattr(out, 'shape', '')}")
+            self.arr = out
+            return
+        make = np.zeros if self.plan.has_gaps else np.empty
+        self.arr = make(self._shape(rows), dtype=self.plan.dtype)
+
+    @property
+    def capacity(self) -> int:
+        return 0 if self.arr is None else self.arr.shape[0]
+
+    def grow(self, rows: int) -> None:
+        if self.out is not None or rows <= self.capacity:
+            return
+        self.arr.resize(self._shape(rows), refcheck=False)
+
+    def view(self, start_row: int) -> np.ndarray:
+        flat = self.arr.reshape(-1).view(np.uint8)
+        return flat[start_row * self.plan.row_size(self.ncols):]
+
+    def finish(self, rows: int) -> np.ndarray:
+        if self.out is not None:
+            return self.out[:rows]
+        if rows != self.arr.shape[0]:
+            self.arr.resize(self._shape(rows), refcheck=False)   # realloc in place, no copy
+        return self.arr
+
+
+class _Job:
+    """Validated arguments of one loadtxt call, and the engine runs it needs."""
+
+    def __init__(self, plan: Plan, *, delimiter: Optional[str], comment: Optional[str],
+                 multi: Optional[Sequence[str]], quote: Optional[str], usecols: Optional[List[int]],
+                 skiprows: int, max_rows: int, strict: bool, name: str) -> None:
+        self.plan = plan
+        self.delimiter = delimiter
+        self.comment = comment
+        self.multi = multi
+        self.quote = quote
+        self.usecols = None if usecols is None else np.asarray(usecols, dtype=np.int64)
+        self.skiprows = skiprows
+        self.max_rows = max_rows
+        self.strict = strict
+        self.name = name
+        if usecols is not None:
+            self.fixed_ncols: Optional[int] = len(usecols)
+        elif not plan.homogeneous:
+            self.fixed_ncols = len(plan.columns)
+        else:
+            self.fixed_ncols = None
+        self.warned_empty = False
+        self.f16_overflow = False
+
+    # -- engine arguments ---------------------------------------------------
+    @staticmethod
+    def _byte(ch: Optional[str]) -> int:
+        return _core.CTRL_NONE if ch is None else ord(ch)
+
+    def kwargs(self, enc: int) -> dict:
+        mc: List[bytes] = []
+        for c in self.multi or ():
+            try:
+                mc.append(c.encode("utf-8" if enc == _core.ENC_UTF8 else "latin-1"))
+            except UnicodeEncodeError:
+                pass   # cannot occur in latin-1 text: never matches
+        return dict(enc=enc, mc=mc, strict=self.strict,
+                    delimiter=_core.DELIM_WS if self.delimiter is None else ord(self.delimiter),
+                    quote=self._byte(self.quote), comment=self._byte(self.comment))
+
+    # -- results ------------------------------------------------------------
+    def note(self, res: dict, rows_before: int) -> None:
+        """Warnings numpy gives while reading."""
+        if res["empty_line"] and not self.warned_empty:
+            self.warned_empty = True
+            line = rows_before + res["empty_line"] - 1 + self.skiprows + 1
+            _warn(f"Input line {line} contained no data and will not be counted towards "
+                  f"`max_rows={self.max_rows}`.  This differs from the behaviour in NumPy "
+                  "<=1.22 which counted lines rather than rows.  If desired, the previous "
+                  "behaviour can be achieved by using `itertools.islice`.\n"
+                  "Please see the 1.23 release notes for an example on how to do this.  "
+                  "If you wish to ignore this warning, use `warnings.filterwarnings`.  This "
+                  "warning is expected to be removed in the future and is given only once "
+                  "per `loadtxt` call.", UserWarning)
+        self.f16_overflow |= res["f16_overflow"]
+
+    def raise_for(self, res: dict, *, enc: int, line_base: int, ncols: Optional[int]) -> None:
+        st = res["status"]
+        if st in (_core.OK, _core.NEED_MORE):
+            return
+        line = line_base + res.get("err_line", 0) + 1
+        where = f" [{self.name}, line {line}]"
+        loc = dict(source=self.name, line=line)
+        if st == _core.ERR_CONVERT or st == _core.ERR_TRUNCATE:
+            raw = res.get("err_text", b"")
+            text = raw.decode("utf-8" if enc == _core.ENC_UTF8 else "latin-1", "replace")
+            col = res["err_field"] + 1
+            out = res["err_out"]
+            descr = self.plan.columns[0 if self.plan.homogeneous else out].descr
+            if st == _core.ERR_CONVERT:
+                msg = (f"could not convert string {repr(text)[:100]} to {descr} at "
+                       f"row {res['err_row']}, column {col}.")
+            else:
+                msg = (f"string {repr(text)[:100]} has {len(text)} characters and does not fit "
+                       f"in {descr} (strict=True refuses to truncate) at row {res['err_row']}, "
+                       f"column {col}.")
+            raise ParseError(msg + where, row=res["err_row"], column=col, text=text, **loc)
+        if st == _core.ERR_NCOLS:
+            if self.plan.homogeneous:
+                msg = (f"the number of columns changed from {ncols} to {res['err_nfields']} at "
+                       f"row {res['err_row']}; use `usecols` to select a subset and avoid this error")
+            else:
+                msg = (f"the dtype passed requires {ncols} columns but {res['err_nfields']} were "
+                       f"found at row {res['err_row']}; use `usecols` to select a subset and "
+                       "avoid this error")
+            raise ParseError(msg + where, row=res["err_row"], **loc)
+        if st == _core.ERR_USECOL:
+            msg = (f"invalid column index {res['err_usecol']} at row {res['err_row']} with "
+                   f"{res['err_nfields']} columns")
+            raise ParseError(msg + where, row=res["err_row"], **loc)
+        if st == _core.ERR_EMBEDDED_NL:
+            raise ParseError("Found an unquoted embedded newline within a single line of input.  "
+                             "This is currently not supported." + where, **loc)
+        if st == _core.ERR_CAPACITY:
+            raise ValueError("the input holds more rows than the destination (out=) has room "
+                             f"for: {where.strip()}")
+        if st == _core.ERR_NOMEM:
+            raise MemoryError(f"shmparse: out of memory while parsing{where}")
+        raise ValueError(f"line too long or too many columns to handle while reading file{where}")
+
+
+def _validate(text: Text, stop: Optional[int] = None) -> None:
+    """Raise UnicodeDecodeError, as reading the file with its codec would, for bytes in [0, stop)."""
+    if text.codec is None:
+        return
+    view = memoryview(text.buf)
+    try:
+        if stop is not None:
+            view = view[:stop]
+        off = _core.first_invalid(view, text.codec == "utf-8")
+    finally:
+        view.release()
+    if off < 0:
+        return
+    window = bytes(text.buf[off:off + 4])
+    try:
+        window.decode(text.codec)
+        reason, n = "invalid data", 1
+    except UnicodeDecodeError as e:
+        reason, n = e.reason, max(1, e.end - e.start)
+    line = _core.count_lines(text.buf[:off], text.lines)
+    raise UnicodeDecodeError(text.codec, window, 0, n,
+                             f"{reason} (byte {off} of {text.name}, line {line})")
+
+
+def _run_text(job: _Job, text: Text, dest: _ArrayDest) -> int:
+    """Parse one contiguous input into dest; returns the number of rows."""
+    try:
+        if text.codec is not None and job.max_rows < 0:
+            _validate(text)
+            text.codec = None
+        if job.multi and text.lines == _core.LINES_UNIVERSAL:
+            text.lines = _core.LINES_UNIVSEG   # numpy cuts comments line by line
+        kw = job.kwargs(text.enc)
+        kw.update(lines=text.lines, translate_cr=text.translate_cr, skiplines=job.skiprows,
+                  max_rows=job.max_rows, warn_empty=job.max_rows >= 0)
+        ncols = job.fixed_ncols
+        if ncols is None:
+            probe = _core.parse(text.buf, probe=True, **kw)
+            if probe["status"] != _core.OK:
+                _validate(text, probe.get("err_offset", 0) + 1)
+                job.raise_for(probe, enc=text.enc, line_base=0, ncols=None)
+            if probe["first_nfields"] < 0:
+                _validate(text, probe["consumed"])
+                job.note(probe, 0)
+                return 0
+            ncols = probe["first_nfields"]
+        cap = _core.count_lines(text.buf, text.lines)
+        if job.max_rows >= 0:
+            cap = min(cap, job.max_rows)
+        dest.alloc(cap, ncols)
+        cap = min(cap, dest.capacity)
+        res = _core.parse(text.buf, dest=dest.view(0), capacity=cap,
+                          cols=job.plan.specs(ncols), usecols=job.usecols,
+                          row_size=job.plan.row_size(ncols), **kw)
+        job.note(res, 0)
+        if res["status"] != _core.OK:
+            _validate(text, res.get("err_offset", 0) + len(res.get("err_text", b"")) + 1)
+            job.raise_for(res, enc=text.enc, line_base=0, ncols=ncols)
+        _validate(text, res["consumed"])
+        return res["rows"]
+    finally:
+        text.close()
+
+
+def _run_lines(job: _Job, feed: Lines, dest: _ArrayDest) -> int:
+    """Parse an input that is consumed line by line (in batches when max_rows is set)."""
+    pending: List[bytes] = []
+    skip = job.skiprows
+    remaining = job.max_rows
+    rows = 0
+    line_base = 0
+    ncols = job.fixed_ncols
+    kw = job.kwargs(_core.ENC_UTF8)
+    while True:
+        want = None if remaining < 0 else skip + remaining
+        lines = pending + (feed.take(want) if not feed.eof else [])
+        final = feed.eof
+        buf = b"".join(lines)
+        call = dict(kw, lines=_core.LINES_EXPLICIT, seg_ends=seg_ends(lines), final=final,
+                    skiplines=skip, max_rows=remaining, row_base=rows,
+                    warn_empty=job.max_rows >= 0)
+        if ncols is None:
+            probe = _core.parse(buf, probe=True, **call)
+            job.raise_for(probe, enc=_core.ENC_UTF8, line_base=line_base, ncols=None)
+            if probe["first_nfields"] >= 0:
+                ncols = probe["first_nfields"]
+            else:
+                job.note(probe, rows)
+                if final and probe["status"] == _core.OK:
+                    return rows
+                pending = lines[probe["seg_consumed"]:]
+                line_base += probe["seg_consumed"]
+                skip = 0
+                continue
+        if dest.arr is None:
+            dest.alloc(len(lines) if remaining < 0 else min(remaining, max(len(lines), 1024)), ncols)
+        need = rows + (len(lines) if remaining < 0 else min(remaining, len(lines)))
+        if need > dest.capacity:
+            dest.grow(max(need, 2 * dest.capacity))
+        res = _core.parse(buf, dest=dest.view(rows), capacity=dest.capacity - rows,
+                          cols=job.plan.specs(ncols), usecols=job.usecols,
+                          row_size=job.plan.row_size(ncols), **call)
+        job.note(res, rows)
+        job.raise_for(res, enc=_core.ENC_UTF8, line_base=line_base, ncols=ncols)
+        rows += res["rows"]
+        if remaining >= 0:
+            remaining -= res["rows"]
+        pending = lines[res["seg_consumed"]:]
+        line_base += res["seg_consumed"]
+        skip = 0
+        if res["status"] == _core.OK and (res["finished"] or remaining == 0 or final):
+            return rows
+
+
+def _fallback_enabled() -> bool:
+    return os.environ.get("SHMPARSE_FALLBACK", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, encoding,
+          max_rows, quotechar, strict, out):
+    # numpy.loadtxt's own normalisation
+    if isinstance(delimiter, bytes):
+        delimiter = delimiter.decode("latin1")
+    if dtype is None:
+        dtype = np.float64
+    comment = comments
+    if comment is not None:
+        if isinstance(comment, (str, bytes)):
+            comment = [comment]
+        comment = [x.decode("latin1") if isinstance(x, bytes) else x for x in comment]
+    # ... then numpy's _read, in its order
+    if encoding == "bytes":
+        encoding = None   # only changes what converters receive
+    dtype = np.dtype(dtype)
+    if dtype.kind in "SUM" and dtype in {np.dtype("S0"), np.dtype("U0"), np.dtype("M8"), np.dtype("m8")}:
+        raise Unsupported(f"dtype {dtype.str!r} (length or unit discovery)")
+    if usecols is not None:
+        try:
+            usecols = list(usecols)
+        except TypeError:
+            usecols = [usecols]
+    if ndmin not in [0, 1, 2]:
+        raise ValueError(f"Illegal value of ndmin keyword: {ndmin}")
+    multi = None
+    if comment is not None:
+        if "" in comment:
+            raise ValueError("comments cannot be an empty string. Use comments=None to "
+                             "disable comments.")
+        multi = tuple(comment)
+        comment = None
+        if len(multi) == 0:
+            multi = None
+        elif len(multi) == 1:
+            if isinstance(multi[0], str) and len(multi[0]) == 1:
+                comment = multi[0]
+                multi = None
+        elif delimiter in multi:
+            raise TypeError(f"Comment characters '{multi}' cannot include the delimiter "
+                            f"'{delimiter}'")
+    if multi is not None and quotechar is not None:
+        raise ValueError("when multiple comments or a multi-character comment is given, "
+                         "quotes are not supported.  In this case quotechar must be set to None.")
+    _check_nonneg_int(skiprows)
+    if max_rows is not None:
+        _check_nonneg_int(max_rows)
+    else:
+        max_rows = -1
+
+    # the input: decide its kind (nothing is read yet)
+    if isinstance(fname, os.PathLike):
+        fname = os.fspath(fname)
+    if isinstance(fname, str):
+        if not os.path.exists(fname):
+            if "://" in fname:
+                raise Unsupported("URL input")
+            raise FileNotFoundError(f"{fname} not found.")
+        name = fname
+    else:
+        try:
+            iter(fname)
+        except TypeError as e:
+            raise ValueError(f"fname must be a string, filehandle, list of strings,\n"
+                             f"or generator. Got {type(fname)} instead.") from e
+        fname_attr = getattr(fname, "name", None)
+        name = str(fname_attr) if isinstance(fname_attr, (str, int)) else f"<{type(fname).__name__}>"
+
+    # numpy's C-level checks
+    delimiter = _control(delimiter)
+    comment = _control(comment)
+    quotechar = _control(quotechar)
+    _check_control_chars(delimiter, quotechar, comment)
+    for ch, what in ((delimiter, "delimiter"), (comment, "comment"), (quotechar, "quotechar")):
+        if ch is not None and ord(ch) > 127:
+            raise Unsupported(f"a non-ASCII {what} ({ch!r})")
+    if usecols is not None:
+        checked = []
+        for c in usecols:
+            try:
+                checked.append(operator.index(c))
+            except TypeError:
+                raise TypeError("usecols must be an int or a sequence of ints but it contains "
+                                f"at least one element of type '{type(c).__name__}'") from None
+        usecols = checked
+    plan = make_plan(dtype)
+    if not plan.homogeneous and usecols is not None and len(usecols) != len(plan.columns):
+        raise TypeError("If a structured dtype is used, the number of columns in `usecols` must "
+                        "match the effective number of fields. But "
+                        f"{len(usecols)} usecols were given and the number of fields is "
+                        f"{len(plan.columns)}.")
+
+    job = _Job(plan, delimiter=delimiter, comment=comment, multi=multi, quote=quotechar,
+               usecols=usecols, skiprows=int(skiprows), max_rows=int(max_rows),
+               strict=bool(strict), name=name)
+    dest = _ArrayDest(plan, out)
+    if isinstance(fname, str):
+        rows = _run_text(job, open_path(fname, encoding), dest)
+    elif hasattr(fname, "read") and max_rows < 0:
+        rows = _run_text(job, read_file_object(fname, encoding, name), dest)
+    else:
+        enc = codec_name(encoding if encoding is not None else getattr(fname, "encoding", None) or "latin1")
+        rows = _run_lines(job, Lines(iter(fname), enc, name), dest)
+
+    if dest.arr is None:
+        ncols = job.fixed_ncols if job.fixed_ncols is not None else 1
+        dest.alloc(0, ncols)
+    if job.f16_overflow:
+        _warn("overflow encountered in cast", RuntimeWarning)
+    arr = dest.finish(rows)
+
+    arr = _ensure_ndmin(arr, ndmin)
+    if arr.shape and arr.shape[0] == 0:
+        _warn(f'loadtxt: input contained no data: "{fname}"', UserWarning)
+    if unpack:
+        if arr.dtype.names is not None:
+            return [arr[field] for field in arr.dtype.names]
+        return arr.T
+    return arr
+
+
+def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Optional[Union[str, bytes]] = None,
+            converters: Any = None, skiprows: int = 0, usecols: Any = None, unpack: bool = False,
+            ndmin: int = 0, encoding: Optional[str] = None, max_rows: Optional[int] = None, *,
+            quotechar: Optional[str] = None, like: Any = None, strict: bool = False,
+            out: Optional[np.ndarray] = None) -> Any:
+    """Load data from a text file: a drop-in replacement for :func:`numpy.loadtxt`.
+
+    Same signature, defaults, results (dtype, shape and bytes) and exception
+    types as ``numpy.loadtxt`` (numpy >= 2.0); parsing runs in compiled code
+    with the GIL released and writes each field straight into the result.
+    Error messages keep numpy's wording and add ``[source, line N]``.
+
+    Extra keyword-only arguments:
+
+    strict : bool, default False
+        Raise :class:`shmparse.ParseError` (naming source, line and column)
+        when a value is longer than its ``S``/``U`` field, instead of
+        truncating it silently as numpy does.
+    out : ndarray, optional
+        Fill this writable C-contiguous array (``dtype`` as requested; shape
+        ``(N,)`` for structured dtypes, ``(N, ncols)`` otherwise) instead of
+        allocating one.  The rows read are ``out[:rows]``, which is what is
+        returned (after ``ndmin``/``unpack``).  ``ValueError`` if the input
+        holds more than N rows.
+
+    Inputs, options and dtypes outside the compiled engine (``converters``,
+    ``like=``, object/complex/datetime/longdouble dtypes, unsized ``"S"``/``"U"``,
+    non-ASCII control characters, URLs) are passed to ``numpy.loadtxt``; with
+    the environment variable ``SHMPARSE_FALLBACK=0`` they raise
+    ``NotImplementedError`` naming the feature instead.
+    """
+    try:
+        if like is not None:
+            raise Unsupported("like=")
+        if converters is not None:
+            raise Unsupported("converters")
+        return _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin,
+                     encoding, max_rows, quotechar, strict, out)
+    except Unsupported as exc:
+        feature = str(exc)
+    if not _fallback_enabled():
+        raise NotImplementedError(
+            f"shmparse.loadtxt: {feature} is not handled by the compiled engine, and "
+            "SHMPARSE_FALLBACK=0 forbids falling back to numpy.loadtxt")
+    if strict:
+        raise NotImplementedError(f"shmparse.loadtxt: strict=True is not available with {feature}")
+    result = np.loadtxt(fname, dtype=dtype, comments=comments, delimiter=delimiter,
+                        converters=converters, skiprows=skiprows, usecols=usecols, unpack=unpack,
+                        ndmin=ndmin, encoding=encoding, max_rows=max_rows, quotechar=quotechar,
+                        like=like)
+    if out is not None:
+        if unpack:
+            raise NotImplementedError(f"shmparse.loadtxt: out= with unpack=True and {feature}")
+        res = np.asarray(result)
+        out[:len(res)] = res
+        return out[:len(res)]
+    return result

@@ -1,0 +1,109 @@
+"""numpy dtype (+ usecols) -> the column plan the engine understands.
+
+A plan is one entry per column of the file that lands in the result: which
+converter runs, the byte offset of its slot inside a record, and its width.
+Structured dtypes are flattened the way numpy's reader flattens them (nested
+structs and subarray fields become consecutive columns).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from . import _core
+
+
+class Unsupported(Exception):
+    """The compiled engine does not handle this; the message names the feature."""
+
+
+@dataclass(frozen=True)
+class Column:
+    descr: np.dtype
+    kind: int
+    size: int
+    swap: int
+    offset: int
+    width: int
+    imin: int
+    imax: int
+    umax: int
+
+    def spec(self, offset: Optional[int] = None) -> Tuple[int, ...]:
+        return (self.kind, self.size, self.swap,
+                self.offset if offset is None else offset,
+                self.width, self.imin, self.imax, self.umax)
+
+
+@dataclass(frozen=True)
+class Plan:
+    dtype: np.dtype
+    homogeneous: bool          # not structured: columns discovered from the data
+    columns: Tuple[Column, ...]  # structured: one per field; homogeneous: the one template
+    has_gaps: bool             # record bytes that no column writes (padding)
+
+    def specs(self, ncols: int) -> List[Tuple[int, ...]]:
+        """Column specs for the engine, for a result with ``ncols`` columns."""
+        if self.homogeneous:
+            col = self.columns[0]
+            return [col.spec(i * self.dtype.itemsize) for i in range(ncols)]
+        return [c.spec() for c in self.columns]
+
+    def row_size(self, ncols: int) -> int:
+        return self.dtype.itemsize * (ncols if self.homogeneous else 1)
+
+
+def _column(d: np.dtype, offset: int) -> Column:
+    swap = int(not d.isnative)
+    k = d.kind
+    if k == "b":
+        return Column(d, _core.KIND_BOOL, 1, 0, offset, 0, 0, 0, 0)
+    if k == "i":
+        info = np.iinfo(d)
+        return Column(d, _core.KIND_INT, d.itemsize, swap, offset, 0, int(info.min), int(info.max), 0)
+    if k == "u":
+        info = np.iinfo(d)
+        return Column(d, _core.KIND_UINT, d.itemsize, swap, offset, 0, 0, 0, int(info.max))
+    if k == "f" and d.itemsize in (2, 4, 8):
+        kind = {2: _core.KIND_F16, 4: _core.KIND_F32, 8: _core.KIND_F64}[d.itemsize]
+        return Column(d, kind, d.itemsize, swap, offset, 0, 0, 0, 0)
+    if k == "S" and d.itemsize > 0:
+        return Column(d, _core.KIND_BYTES, 1, 0, offset, d.itemsize, 0, 0, 0)
+    if k == "U" and d.itemsize > 0:
+        return Column(d, _core.KIND_UCS4, 4, swap, offset, d.itemsize // 4, 0, 0, 0)
+    if k in "SU":
+        raise Unsupported(f"dtype {d.str!r} without a length (string length discovery)")
+    raise Unsupported(f"dtype {str(d)!r}")
+
+
+def _flatten(d: np.dtype, offset: int, out: List[Column]) -> None:
+    if d.subdtype is not None:
+        base, shape = d.subdtype
+        for _ in range(int(np.prod(shape, dtype=np.int64))):
+            _flatten(base, offset, out)
+            offset += base.itemsize
+    elif d.names is not None:
+        for name in d.names:
+            fd, foff = d.fields[name][:2]
+            _flatten(fd, offset + foff, out)
+    else:
+        out.append(_column(d, offset))
+
+
+def make_plan(dtype: np.dtype) -> Plan:
+    """Raises TypeError exactly where numpy does, Unsupported for the fallback."""
+    if dtype.subdtype is not None:
+        raise TypeError(
+            "file reader does not support subarray dtypes.  You can"
+            "put the dtype into a structured one using "
+            "`np.dtype(('name', dtype))` to avoid this limitation.")
+    if dtype.names is None:
+        return Plan(dtype, True, (_column(dtype, 0),), False)
+    cols: List[Column] = []
+    _flatten(dtype, 0, cols)
+    covered = np.zeros(dtype.itemsize, dtype=bool)
+    for c in cols:
+        covered[c.offset:c.offset + c.descr.itemsize] = True
+    return Plan(dtype, False, tuple(cols), not bool(covered.all()))

@@ -1,0 +1,684 @@
+/*
+ * shmparse native core: tokenizer and row loop.  See sp_engine.h.
+ *
+ * Row semantics follow numpy's text reader: a row is split into fields at the
+ * delimiter (or runs of whitespace), a field that starts with the quote
+ * character is quoted until the next single quote ("" is a literal quote),
+ * a comment character ends the row, one empty unquoted field means an empty
+ * line, and with whitespace splitting a trailing empty field is dropped.
+ * Unquoted fields are converted in place from the input; quoted ones are
+ * first unescaped into a per-row scratch buffer.
+ */
+#include "sp_engine.h"
+
+#include <stdlib.h>
+
+/* character classes for the unquoted scan */
+enum { SP_C_PLAIN = 0, SP_C_STOP = 1, SP_C_MAYBE = 2 };
+
+typedef struct {
+    const sp_options *o;
+    const sp_byte *b;
+    int64_t len;
+    int ws;                      /* whitespace splitting */
+    int segmented;               /* lines are separate buffers */
+    uint8_t cls[256];
+    /* per-row fields */
+    int64_t nf, fcap;
+    int64_t *fs, *fe;            /* content [fs, fe) in input or scratch */
+    int64_t *fin;                /* input offset where the field starts */
+    uint8_t *fsc;                /* 1: content lives in scratch */
+    sp_byte *scratch;
+    int64_t slen, scap;
+    int first_quoted;
+    int f16_overflow;
+} sp_engine;
+
+static int sp_grow_fields(sp_engine *g)
+{
+    int64_t ncap = g->fcap ? g->fcap * 2 : 64;
+    if (ncap > (INT64_MAX / 16) || (uint64_t)ncap > SIZE_MAX / sizeof(int64_t)) {
+        return SP_ERR_TOO_BIG;
+    }
+    int64_t *fs = (int64_t *)realloc(g->fs, (size_t)ncap * sizeof(int64_t));
+    if (!fs) return SP_ERR_NOMEM;
+    g->fs = fs;
+    int64_t *fe = (int64_t *)realloc(g->fe, (size_t)ncap * sizeof(int64_t));
+    if (!fe) return SP_ERR_NOMEM;
+    g->fe = fe;
+    int64_t *fin = (int64_t *)realloc(g->fin, (size_t)ncap * sizeof(int64_t));
+    if (!fin) return SP_ERR_NOMEM;
+    g->fin = fin;
+    uint8_t *fsc = (uint8_t *)realloc(g->fsc, (size_t)ncap);
+    if (!fsc) return SP_ERR_NOMEM;
+    g->fsc = fsc;
+    g->fcap = ncap;
+    return SP_OK;
+}
+
+static int sp_scratch_reserve(sp_engine *g, int64_t extra)
+{
+    if (extra > INT64_MAX / 4 - g->slen) {
+        return SP_ERR_TOO_BIG;
+    }
+    int64_t need = g->slen + extra;
+    if (need <= g->scap) {
+        return SP_OK;
+    }
+    int64_t ncap = g->scap ? g->scap : 256;
+    while (ncap < need) {
+        ncap *= 2;
+    }
+    if ((uint64_t)ncap > SIZE_MAX) {
+        return SP_ERR_TOO_BIG;
+    }
+    sp_byte *s = (sp_byte *)realloc(g->scratch, (size_t)ncap);
+    if (!s) return SP_ERR_NOMEM;
+    g->scratch = s;
+    g->scap = ncap;
+    return SP_OK;
+}
+
+/* Append input [a, z) to the scratch buffer (quoted content). */
+static int sp_scratch_append(sp_engine *g, int64_t a, int64_t z)
+{
+    int st = sp_scratch_reserve(g, z - a);
+    if (st != SP_OK) return st;
+    const sp_byte *b = g->b;
+    if (!g->o->translate_cr) {
+        memcpy(g->scratch + g->slen, b + a, (size_t)(z - a));
+        g->slen += z - a;
+        return SP_OK;
+    }
+    /* text opened by path is read with universal newlines: \r\n, \r -> \n */
+    for (int64_t i = a; i < z; i++) {
+        sp_byte c = b[i];
+        if (c == '\r') {
+            c = '\n';
+            if (i + 1 < z && b[i + 1] == '\n') {
+                i++;
+            }
+        }
+        g->scratch[g->slen++] = c;
+    }
+    return SP_OK;
+}
+
+/* End (exclusive) of the line buffer that starts at p / is number `seg`. */
+static int64_t sp_seg_end(const sp_engine *g, int64_t p, int64_t seg)
+{
+    const sp_options *o = g->o;
+    const sp_byte *b = g->b;
+    switch (o->lines) {
+    case SP_LINES_EXPLICIT:
+        return o->seg_ends[seg];
+    case SP_LINES_NL: {
+        const sp_byte *q = (const sp_byte *)memchr(b + p, '\n', (size_t)(g->len - p));
+        return q ? (int64_t)(q - b) + 1 : g->len;
+    }
+    case SP_LINES_UNIVSEG:
+        for (int64_t i = p; i < g->len; i++) {
+            if (b[i] == '\n') return i + 1;
+            if (b[i] == '\r') return (i + 1 < g->len && b[i + 1] == '\n') ? i + 2 : i + 1;
+        }
+        return g->len;
+    default:
+        return g->len;
+    }
+}
+
+/* Apply several / multi-character comments in order, as numpy does: line.split(c, 1)[0]. */
+static int64_t sp_comment_cut(const sp_engine *g, int64_t a, int64_t z)
+{
+    const sp_options *o = g->o;
+    for (int k = 0; k < o->nmc; k++) {
+        const sp_byte *c = o->mc[k];
+        int64_t n = o->mc_len[k];
+        if (n <= 0 || n > z - a) continue;
+        const sp_byte *p = g->b + a;
+        const sp_byte *last = g->b + z - n;
+        while (p <= last) {
+            const sp_byte *q = (const sp_byte *)memchr(p, c[0], (size_t)(last - p + 1));
+            if (!q) break;
+            if (memcmp(q, c, (size_t)n) == 0) {
+                z = (int64_t)(q - g->b);
+                break;
+            }
+            p = q + 1;
+        }
+    }
+    return z;
+}
+
+/* Length of a field-separating whitespace character at p (not \r or \n). */
+SP_INLINE size_t sp_sep_space(const sp_engine *g, int64_t p, int64_t lim)
+{
+    sp_byte c = g->b[p];
+    if (c == '\r' || c == '\n') return 0;
+    return sp_space_len(g->b + p, g->b + lim, g->o->enc);
+}
+
+/* Unquoted scan: first position >= p that ends the field, or lim. */
+SP_INLINE int64_t sp_scan(const sp_engine *g, int64_t p, int64_t lim)
+{
+    const sp_byte *b = g->b;
+    const uint8_t *cls = g->cls;
+    for (;;) {
+        while (p < lim && cls[b[p]] == SP_C_PLAIN) {
+            p++;
+        }
+        if (p >= lim || cls[b[p]] == SP_C_STOP) {
+            return p;
+        }
+        if (sp_space_len(b + p, b + lim, g->o->enc)) {
+            return p;   /* multi-byte UTF-8 whitespace */
+        }
+        p++;
+    }
+}
+
+typedef struct {
+    int64_t pos;      /* next unread byte */
+    int64_t seg;      /* current line buffer (segmented modes) */
+    int eof;          /* the row ran into the end of the input */
+    int64_t start;    /* where the row started */
+    int64_t start_seg;
+} sp_cursor;
+
+/* Is there any input left at the cursor? */
+SP_INLINE int sp_at_end(const sp_engine *g, const sp_cursor *c)
+{
+    if (g->o->lines == SP_LINES_EXPLICIT) {
+        return c->seg >= g->o->nseg;
+    }
+    return c->pos >= g->len;
+}
+
+/* Skip one physical line (skiprows). */
+static void sp_skip_line(sp_engine *g, sp_cursor *c)
+{
+    if (g->segmented) {
+        c->pos = sp_seg_end(g, c->pos, c->seg);
+        c->seg++;
+        return;
+    }
+    const sp_byte *b = g->b;
+    int64_t p = c->pos;
+    while (p < g->len && b[p] != '\n' && b[p] != '\r') p++;
+    if (p < g->len) {
+        if (b[p] == '\r' && p + 1 < g->len && b[p + 1] == '\n') p++;
+        p++;
+    }
+    c->pos = p;
+}
+
+/*
+ * Tokenize one row at the cursor into g->fs/fe.  Returns a status; on
+ * SP_NEED_MORE the cursor is left at the row start.
+ */
+static int sp_row(sp_engine *g, sp_cursor *c)
+{
+    const sp_options *o = g->o;
+    const sp_byte *b = g->b;
+    const int ws = g->ws;
+    const int quote = o->quote;
+    int64_t p = c->pos;
+    int64_t hard = g->segmented ? sp_seg_end(g, p, c->seg) : g->len;
+    int64_t lim = o->nmc ? sp_comment_cut(g, p, hard) : hard;
+    int line_ended = 0;
+    int st;
+
+    c->start = p;
+    c->start_seg = c->seg;
+    c->eof = 0;
+    g->nf = 0;
+    g->slen = 0;
+    g->first_quoted = 0;
+
+    for (;;) {
+        if (g->nf == g->fcap && (st = sp_grow_fields(g)) != SP_OK) {
+            return st;
+        }
+        int64_t idx = g->nf++;
+        if (ws) {
+            size_t n;
+            while (p < lim && (n = sp_sep_space(g, p, lim)) != 0) {
+                p += (int64_t)n;
+            }
+        }
+        g->fin[idx] = p;
+        if (p >= lim) {
+            g->fsc[idx] = 0;
+            g->fs[idx] = g->fe[idx] = p;
+            goto at_limit;
+        }
+        if (quote >= 0 && b[p] == (sp_byte)quote) {
+            if (idx == 0) g->first_quoted = 1;
+            g->fsc[idx] = 1;
+            g->fs[idx] = g->slen;
+            p++;
+            for (;;) {
+                const sp_byte *q = (const sp_byte *)memchr(b + p, quote, (size_t)(lim - p));
+                int64_t stop = q ? (int64_t)(q - b) : lim;
+                if ((st = sp_scratch_append(g, p, stop)) != SP_OK) return st;
+                p = stop;
+                if (p >= lim) {
+                    /* the line ended inside quotes: the field continues on the next one */
+                    int more = (o->lines == SP_LINES_EXPLICIT) ? (c->seg + 1 < o->nseg)
+                                                               : (g->segmented && hard < g->len);
+                    if (more) {
+                        int64_t prev = hard;
+                        c->seg++;
+                        hard = sp_seg_end(g, hard, c->seg);
+                        lim = hard;
+                        if (hard == prev) {
+                            /* an empty line buffer ends the row (numpy does the same) */
+                            g->fe[idx] = g->slen;
+                            goto row_done;
+                        }
+                        continue;
+                    }
+                    if (o->lines == SP_LINES_EXPLICIT && !o->final) {
+                        c->pos = c->start;
+                        c->seg = c->start_seg;
+                        return SP_NEED_MORE;
+                    }
+                    g->fe[idx] = g->slen;
+                    c->eof = 1;
+                    p = g->len;
+                    goto row_done;
+                }
+                p++;   /* the closing quote */
+                if (p < lim && b[p] == (sp_byte)quote) {
+                    if ((st = sp_scratch_reserve(g, 1)) != SP_OK) return st;
+                    g->scratch[g->slen++] = (sp_byte)quote;
+                    p++;
+                    continue;
+                }
+                break;
+            }
+            /* after the closing quote the field goes on unquoted */
+            int64_t s = p;
+            p = sp_scan(g, p, lim);
+            if ((st = sp_scratch_append(g, s, p)) != SP_OK) return st;
+            g->fe[idx] = g->slen;
+        }
+        else {
+            g->fsc[idx] = 0;
+            g->fs[idx] = p;
+            p = sp_scan(g, p, lim);
+            g->fe[idx] = p;
+        }
+        if (p >= lim) {
+            goto at_limit;
+        }
+        sp_byte ch = b[p];
+        if (ch == '\n') {
+            p++;
+            line_ended = 1;
+            goto row_done;
+        }
+        if (ch == '\r') {
+            p++;
+            if (p < lim && b[p] == '\n') p++;
+            line_ended = 1;
+            goto row_done;
+        }
+        if (o->comment >= 0 && ch == (sp_byte)o->comment) {
+            if (g->segmented) {
+                p = lim;
+                goto row_done;
+            }
+            while (p < g->len && b[p] != '\n' && b[p] != '\r') p++;
+            if (p >= g->len) {
+                c->eof = 1;
+                goto row_done;
+            }
+            if (b[p] == '\r' && p + 1 < g->len && b[p + 1] == '\n') p++;
+            p++;
+            goto row_done;
+        }
+        /* a delimiter: next field */
+        if (ws) {
+            size_t n = sp_sep_space(g, p, lim);
+            p += n ? (int64_t)n : 1;
+        }
+        else {
+            p++;
+        }
+    }
+
+at_limit:
+    if (!g->segmented) {
+        c->eof = 1;
+    }
+
+row_done:
+    if (g->segmented && !c->eof) {
+        if (line_ended && p != lim) {
+            c->pos = p;
+            return SP_ERR_EMBEDDED_NL;
+        }
+        p = hard;
+        c->seg++;
+    }
+    c->pos = p;
+
+    /* one empty unquoted field is an empty line; whitespace splitting drops a trailing empty field */
+    int64_t nf = g->nf;
+    if (nf == 1 || (nf > 0 && ws)) {
+        if (!g->first_quoted && g->fe[nf - 1] == g->fs[nf - 1]) {
+            g->nf = nf - 1;
+        }
+    }
+    return SP_OK;
+}
+
+/* 0-based physical line of byte offset `off`. */
+static int64_t sp_line_of(const sp_engine *g, int64_t off)
+{
+    const sp_options *o = g->o;
+    const sp_byte *b = g->b;
+    if (off > g->len) off = g->len;
+    if (o->lines == SP_LINES_EXPLICIT) {
+        int64_t lo = 0, hi = o->nseg;   /* first segment whose end is > off */
+        while (lo < hi) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (o->seg_ends[mid] > off) hi = mid; else lo = mid + 1;
+        }
+        return lo;
+    }
+    int64_t n = 0;
+    for (int64_t i = 0; i < off; i++) {
+        if (b[i] == '\n') n++;
+        else if (b[i] == '\r' && o->lines != SP_LINES_NL && !(i + 1 < g->len && b[i + 1] == '\n')) n++;
+    }
+    return n;
+}
+
+static void sp_set_err_text(sp_engine *g, sp_result *r, const sp_byte *s, const sp_byte *e)
+{
+    size_t n = (size_t)(e - s);
+    r->err_text = (sp_byte *)malloc(n ? n : 1);
+    if (r->err_text) {
+        memcpy(r->err_text, s, n);
+        r->err_text_len = (int64_t)n;
+    }
+    (void)g;
+}
+
+/* Convert one field into its slot; 0, -1 (invalid) or SP_CONV_TRUNCATED. */
+SP_INLINE int sp_convert(sp_engine *g, const sp_colspec *cs, const sp_byte *s,
+                         const sp_byte *e, sp_byte *dst)
+{
+    const int enc = g->o->enc;
+    switch (cs->kind) {
+    case SP_KIND_F64: {
+        double v;
+        if (sp_parse_double(s, e, enc, 0, &v) < 0) return -1;
+        memcpy(dst, &v, 8);
+        if (cs->swap) {
+            uint64_t u; memcpy(&u, dst, 8); u = __builtin_bswap64(u); memcpy(dst, &u, 8);
+        }
+        return 0;
+    }
+    case SP_KIND_F32: {
+        double v;
+        if (sp_parse_double(s, e, enc, 0, &v) < 0) return -1;
+        float f = (float)v;
+        memcpy(dst, &f, 4);
+        if (cs->swap) {
+            uint32_t u; memcpy(&u, dst, 4); u = __builtin_bswap32(u); memcpy(dst, &u, 4);
+        }
+        return 0;
+    }
+    case SP_KIND_F16: {
+        double v;
+        if (sp_parse_double(s, e, enc, 1, &v) < 0) return -1;
+        uint16_t h = sp_double_to_half(v, &g->f16_overflow);
+        if (cs->swap) h = (uint16_t)((h >> 8) | (h << 8));
+        memcpy(dst, &h, 2);
+        return 0;
+    }
+    case SP_KIND_INT:
+    case SP_KIND_BOOL: {
+        int64_t v;
+        if (sp_parse_int64(s, e, enc, cs->imin, cs->imax, &v) < 0) return -1;
+        if (cs->kind == SP_KIND_BOOL) {
+            *dst = (sp_byte)(v != 0);
+            return 0;
+        }
+        switch (cs->size) {
+        case 1: { int8_t x = (int8_t)v; memcpy(dst, &x, 1); break; }
+        case 2: { uint16_t x = (uint16_t)(int16_t)v; if (cs->swap) x = __builtin_bswap16(x); memcpy(dst, &x, 2); break; }
+        case 4: { uint32_t x = (uint32_t)(int32_t)v; if (cs->swap) x = __builtin_bswap32(x); memcpy(dst, &x, 4); break; }
+        default: { uint64_t x = (uint64_t)v; if (cs->swap) x = __builtin_bswap64(x); memcpy(dst, &x, 8); break; }
+        }
+        return 0;
+    }
+    case SP_KIND_UINT: {
+        uint64_t v;
+        if (sp_parse_uint64(s, e, enc, cs->umax, &v) < 0) return -1;
+        switch (cs->size) {
+        case 1: { uint8_t x = (uint8_t)v; memcpy(dst, &x, 1); break; }
+        case 2: { uint16_t x = (uint16_t)v; if (cs->swap) x = __builtin_bswap16(x); memcpy(dst, &x, 2); break; }
+        case 4: { uint32_t x = (uint32_t)v; if (cs->swap) x = __builtin_bswap32(x); memcpy(dst, &x, 4); break; }
+        default: { uint64_t x = v; if (cs->swap) x = __builtin_bswap64(x); memcpy(dst, &x, 8); break; }
+        }
+        return 0;
+    }
+    case SP_KIND_BYTES:
+        return sp_store_bytes(s, e, enc, dst, (size_t)cs->width, g->o->strict);
+    case SP_KIND_UCS4:
+        return sp_store_ucs4(s, e, enc, dst, (size_t)cs->width, g->o->strict, cs->swap);
+    default:
+        return -1;
+    }
+}
+
+int sp_parse(const sp_options *o, sp_result *r)
+{
+    sp_engine g;
+    memset(&g, 0, sizeof(g));
+    memset(r, 0, sizeof(*r));
+    r->first_nfields = -1;
+    g.o = o;
+    g.b = o->buf;
+    g.len = o->len;
+    g.ws = (o->delimiter == SP_DELIM_WS);
+    g.segmented = (o->lines != SP_LINES_UNIVERSAL);
+
+    /* bytes that stop an unquoted field */
+    g.cls['\n'] = g.cls['\r'] = SP_C_STOP;
+    if (o->comment >= 0) g.cls[o->comment] = SP_C_STOP;
+    if (g.ws) {
+        for (int c = 0; c < 0x80; c++) {
+            if (sp_ascii_space((sp_byte)c)) g.cls[c] = SP_C_STOP;
+        }
+        if (o->enc == SP_ENC_LATIN1) {
+            g.cls[0x85] = g.cls[0xA0] = SP_C_STOP;
+        }
+        else {
+            g.cls[0xC2] = g.cls[0xE1] = g.cls[0xE2] = g.cls[0xE3] = SP_C_MAYBE;
+        }
+    }
+    else if (o->delimiter >= 0) {
+        g.cls[o->delimiter] = SP_C_STOP;
+    }
+
+    int st = SP_OK;
+    sp_cursor cur = {0, 0, 0, 0, 0};
+    int64_t row_count = 0;
+    const int64_t ncols = o->ncols;
+    const sp_colspec *cols = o->cols;
+    const int64_t *usecols = o->usecols;
+
+    for (int64_t i = 0; i < o->skiplines; i++) {
+        if (sp_at_end(&g, &cur)) break;
+        sp_skip_line(&g, &cur);
+    }
+
+    while (o->max_rows < 0 || row_count < o->max_rows) {
+        if (sp_at_end(&g, &cur)) {
+            r->finished = (o->lines != SP_LINES_EXPLICIT) || o->final;
+            break;
+        }
+        st = sp_row(&g, &cur);
+        if (st != SP_OK) {
+            if (st == SP_ERR_EMBEDDED_NL) {
+                r->err_offset = cur.start;
+                r->err_line = sp_line_of(&g, cur.start);
+            }
+            break;
+        }
+        const int64_t nf = g.nf;
+        if (nf == 0) {
+            if (o->warn_empty && !cur.eof && r->empty_line == 0) {
+                r->empty_line = row_count + 1;
+            }
+            if (cur.eof) {
+                r->finished = 1;
+                break;
+            }
+            continue;
+        }
+        if (o->probe) {
+            r->first_nfields = nf;
+            break;
+        }
+        if (usecols == NULL && nf != ncols) {
+            st = SP_ERR_NCOLS;
+            r->err_row = row_count + o->row_base + 1;
+            r->err_nfields = nf;
+            r->err_offset = cur.start;
+            r->err_line = sp_line_of(&g, cur.start);
+            break;
+        }
+        if (row_count >= o->capacity) {
+            st = SP_ERR_CAPACITY;
+            r->err_offset = cur.start;
+            r->err_line = sp_line_of(&g, cur.start);
+            break;
+        }
+        sp_byte *rowp = ncols ? o->dest + row_count * o->row_size : NULL;
+        for (int64_t i = 0; i < ncols; i++) {
+            int64_t col = i;
+            if (usecols) {
+                col = usecols[i];
+                if (col < 0) col += nf;
+                if (col < 0 || col >= nf) {
+                    st = SP_ERR_USECOL;
+                    r->err_usecol = usecols[i];
+                    r->err_row = row_count + o->row_base + 1;
+                    r->err_nfields = nf;
+                    r->err_offset = cur.start;
+                    r->err_line = sp_line_of(&g, cur.start);
+                    goto done;
+                }
+            }
+            const sp_byte *base = g.fsc[col] ? g.scratch : g.b;
+            const sp_byte *fs = base + g.fs[col];
+            const sp_byte *fe = base + g.fe[col];
+            int rc = sp_convert(&g, &cols[i], fs, fe, rowp + cols[i].offset);
+            if (SP_UNLIKELY(rc != 0)) {
+                st = (rc == SP_CONV_TRUNCATED) ? SP_ERR_TRUNCATE : SP_ERR_CONVERT;
+                r->err_row = row_count + o->row_base;
+                r->err_field = col;
+                r->err_out = i;
+                r->err_nfields = nf;
+                r->err_offset = g.fin[col];
+                r->err_line = sp_line_of(&g, g.fin[col]);
+                sp_set_err_text(&g, r, fs, fe);
+                goto done;
+            }
+        }
+        row_count++;
+        if (cur.eof) {
+            r->finished = 1;
+            break;
+        }
+    }
+
+done:
+    r->status = st;
+    r->rows = row_count;
+    r->consumed = cur.pos;
+    r->seg_consumed = cur.seg;
+    r->f16_overflow = g.f16_overflow;
+    free(g.fs);
+    free(g.fe);
+    free(g.fin);
+    free(g.fsc);
+    free(g.scratch);
+    return st;
+}
+
+void sp_result_clear(sp_result *r)
+{
+    free(r->err_text);
+    r->err_text = NULL;
+    r->err_text_len = 0;
+}
+
+int64_t sp_count_lines(const sp_byte *buf, int64_t len, int lines)
+{
+    int64_t n = 1;
+    const sp_byte *p = buf, *end = buf + len;
+    while (p < end) {
+        const sp_byte *q = (const sp_byte *)memchr(p, '\n', (size_t)(end - p));
+        if (!q) break;
+        n++;
+        p = q + 1;
+    }
+    if (lines == SP_LINES_UNIVERSAL || lines == SP_LINES_UNIVSEG) {
+        p = buf;
+        while (p < end) {
+            const sp_byte *q = (const sp_byte *)memchr(p, '\r', (size_t)(end - p));
+            if (!q) break;
+            if (!(q + 1 < end && q[1] == '\n')) n++;
+            p = q + 1;
+        }
+    }
+    return n;
+}
+
+int64_t sp_ascii_invalid(const sp_byte *buf, int64_t len)
+{
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, buf + i, 8);
+        if (w & UINT64_C(0x8080808080808080)) break;
+    }
+    for (; i < len; i++) {
+        if (buf[i] & 0x80) return i;
+    }
+    return -1;
+}
+
+int64_t sp_utf8_invalid(const sp_byte *buf, int64_t len)
+{
+    int64_t i = 0;
+    while (i < len) {
+        if (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, buf + i, 8);
+            if (!(w & UINT64_C(0x8080808080808080))) {
+                i += 8;
+                continue;
+            }
+        }
+        sp_byte c = buf[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp = sp_decode(buf + i, buf + len, SP_ENC_UTF8, &n);
+        if (cp == 0xFFFD && n == 1) {
+            return i;   /* (a literal U+FFFD is 3 bytes long) */
+        }
+        i += (int64_t)n;
+    }
+    return -1;
+}
