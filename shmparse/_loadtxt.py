@@ -14,6 +14,7 @@ import warnings
 from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
+from numpy import loadtxt as _numpy_loadtxt
 
 from . import _core
 from ._plan import Plan, Unsupported, make_plan
@@ -536,7 +537,7 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
             "SHMPARSE_FALLBACK=0 forbids falling back to numpy.loadtxt")
     if strict:
         raise NotImplementedError(f"shmparse.loadtxt: strict=True is not available with {feature}")
-    result = np.loadtxt(fname, dtype=dtype, comments=comments, delimiter=delimiter,
+    result = _numpy_loadtxt(fname, dtype=dtype, comments=comments, delimiter=delimiter,
                         converters=converters, skiprows=skiprows, usecols=usecols, unpack=unpack,
                         ndmin=ndmin, encoding=encoding, max_rows=max_rows, quotechar=quotechar,
                         like=like)

@@ -59,7 +59,8 @@ def _column(d: np.dtype, offset: int) -> Column:
     swap = int(not d.isnative)
     k = d.kind
     if k == "b":
-        return Column(d, _core.KIND_BOOL, 1, 0, offset, 0, 0, 0, 0)
+        # numpy reads bools as int64 and stores value != 0
+        return Column(d, _core.KIND_BOOL, 1, 0, offset, 0, -(2**63), 2**63 - 1, 0)
     if k == "i":
         info = np.iinfo(d)
         return Column(d, _core.KIND_INT, d.itemsize, swap, offset, 0, int(info.min), int(info.max), 0)

@@ -13,6 +13,9 @@
 
 #include <stdlib.h>
 
+#define SP_ONES UINT64_C(0x0101010101010101)
+#define SP_HIGHS UINT64_C(0x8080808080808080)
+
 /* character classes for the unquoted scan */
 enum { SP_C_PLAIN = 0, SP_C_STOP = 1, SP_C_MAYBE = 2 };
 
@@ -23,11 +26,14 @@ typedef struct {
     int ws;                      /* whitespace splitting */
     int segmented;               /* lines are separate buffers */
     uint8_t cls[256];
+    uint64_t pat_lt, pat_a, pat_b, pat_hi;   /* SWAR prefilter, see sp_pat */
     /* per-row fields */
     int64_t nf, fcap;
     int64_t *fs, *fe;            /* content [fs, fe) in input or scratch */
     int64_t *fin;                /* input offset where the field starts */
     uint8_t *fsc;                /* 1: content lives in scratch */
+    uint8_t *fdone;              /* 1: already converted while scanning (fused path) */
+    sp_byte *rowp;               /* fused path: this row's record, or NULL */
     sp_byte *scratch;
     int64_t slen, scap;
     int first_quoted;
@@ -52,6 +58,9 @@ static int sp_grow_fields(sp_engine *g)
     uint8_t *fsc = (uint8_t *)realloc(g->fsc, (size_t)ncap);
     if (!fsc) return SP_ERR_NOMEM;
     g->fsc = fsc;
+    uint8_t *fdone = (uint8_t *)realloc(g->fdone, (size_t)ncap);
+    if (!fdone) return SP_ERR_NOMEM;
+    g->fdone = fdone;
     g->fcap = ncap;
     return SP_OK;
 }
@@ -158,23 +167,240 @@ SP_INLINE size_t sp_sep_space(const sp_engine *g, int64_t p, int64_t lim)
     return sp_space_len(g->b + p, g->b + lim, g->o->enc);
 }
 
-/* Unquoted scan: first position >= p that ends the field, or lim. */
-SP_INLINE int64_t sp_scan(const sp_engine *g, int64_t p, int64_t lim)
+/* SWAR prefilter patterns for the unquoted scan (see sp_candidates). */
+typedef struct {
+    uint64_t lt, a, b, hi;
+} sp_pat;
+
+/*
+ * Bytes of w that may stop a field, as the high bit of each byte: bytes below
+ * a threshold (covers \n, \r and, when splitting on whitespace, all ASCII
+ * whitespace), two exact byte values (delimiter / comment) and, optionally,
+ * every byte >= 0x80.  Only the lowest flagged byte is exact (borrows may flag
+ * bytes above it); a flagged byte is then checked against the class table.
+ */
+SP_INLINE uint64_t sp_candidates(const sp_pat pat, uint64_t w)
 {
-    const sp_byte *b = g->b;
-    const uint8_t *cls = g->cls;
+    uint64_t xa = w ^ pat.a, xb = w ^ pat.b;
+    uint64_t m = (w - pat.lt) & ~w;
+    m |= (xa - SP_ONES) & ~xa;
+    m |= (xb - SP_ONES) & ~xb;
+    m |= w & pat.hi;
+    return m & SP_HIGHS;
+}
+
+/* Unquoted scan: first position >= p that ends the field, or lim. */
+SP_INLINE int64_t sp_scan(const sp_byte *b, const uint8_t *cls, const sp_pat pat,
+                          int enc, int64_t p, int64_t lim)
+{
     for (;;) {
+        while (p + 8 <= lim) {
+            uint64_t w;
+            memcpy(&w, b + p, 8);
+            uint64_t m = sp_candidates(pat, w);
+            if (m) {
+                p += (int64_t)(__builtin_ctzll(m) >> 3);
+                goto candidate;
+            }
+            p += 8;
+        }
         while (p < lim && cls[b[p]] == SP_C_PLAIN) {
             p++;
         }
-        if (p >= lim || cls[b[p]] == SP_C_STOP) {
+        if (p >= lim) {
             return p;
         }
-        if (sp_space_len(b + p, b + lim, g->o->enc)) {
+    candidate:
+        if (cls[b[p]] == SP_C_STOP) {
+            return p;
+        }
+        if (cls[b[p]] == SP_C_MAYBE && sp_space_len(b + p, b + lim, enc)) {
             return p;   /* multi-byte UTF-8 whitespace */
         }
         p++;
     }
+}
+
+/*
+ * Fused path: parse a number that starts exactly at p (no leading space) and
+ * return where it stops, or -1.  Only the common syntax is handled (sign,
+ * digits, '.', exponent; floats only when the exact fast path applies);
+ * anything else returns -1 and the field takes the general path, which
+ * gives the same value or numpy's error.
+ */
+static const double sp_fpow10[23] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+};
+
+static const uint64_t sp_upow10[9] = {
+    1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u
+};
+
+/*
+ * Up to 8 digits at b[p..] without a branch per digit: returns how many
+ * leading bytes are digits (clamped to lim - p) and their value in *val.
+ * Needs 8 readable bytes at p (p + 8 <= buffer length).
+ */
+SP_INLINE int sp_digits8(const sp_byte *b, int64_t p, int64_t lim, uint64_t *val)
+{
+    uint64_t w;
+    memcpy(&w, b + p, 8);
+    uint64_t x = w ^ UINT64_C(0x3030303030303030);           /* digits -> 0..9 */
+    uint64_t nd = ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;  /* byte > 9 */
+    int n = nd ? (int)(__builtin_ctzll(nd) >> 3) : 8;
+    if (lim - p < n) n = (int)(lim - p);
+    if (n == 0) {
+        *val = 0;
+        return 0;
+    }
+    x <<= 8 * (8 - n);                                        /* right-align the digits */
+    x = (x * 10u + (x >> 8)) & UINT64_C(0x00FF00FF00FF00FF);
+    x = (x * 100u + (x >> 16)) & UINT64_C(0x0000FFFF0000FFFF);
+    x = (x * 10000u + (x >> 32)) & UINT64_C(0x00000000FFFFFFFF);
+    *val = x;
+    return n;
+}
+
+/* Digits at p: count (<= 19 accepted) and value; -1 when more than 19. */
+SP_INLINE int sp_digits(const sp_byte *b, int64_t blen, int64_t p, int64_t lim, uint64_t *val)
+{
+    uint64_t m = 0;
+    int total = 0;
+    if (p + 24 <= blen) {
+        for (;;) {
+            uint64_t v;
+            int n = sp_digits8(b, p, lim, &v);
+            m = m * sp_upow10[n] + v;
+            total += n;
+            p += n;
+            if (n < 8) break;
+            if (total > 16) return -1;   /* may exceed 19 digits: general path */
+        }
+    }
+    else {
+        while (p < lim && (unsigned)(b[p] - '0') < 10u) {
+            if (total >= 19) return -1;
+            m = m * 10u + (unsigned)(b[p] - '0');
+            total++;
+            p++;
+        }
+    }
+    *val = m;
+    return total;
+}
+
+SP_INLINE int64_t sp_fused_int(const sp_byte *b, int64_t blen, int64_t p, int64_t lim,
+                               const sp_colspec *cs, sp_byte *dst)
+{
+    int neg = 0;
+    if (p < lim && (b[p] == '-' || b[p] == '+')) {
+        neg = (b[p] == '-');
+        p++;
+    }
+    uint64_t m;
+    int n = sp_digits(b, blen, p, lim, &m);
+    if (n <= 0 || n > 18) {
+        return -1;   /* no digit, or too long for the quick check: general path */
+    }
+    p += n;
+    if (cs->kind == SP_KIND_UINT) {
+        if (neg || m > cs->umax) return -1;
+        switch (cs->size) {
+        case 1: { uint8_t x = (uint8_t)m; memcpy(dst, &x, 1); break; }
+        case 2: { uint16_t x = (uint16_t)m; if (cs->swap) x = __builtin_bswap16(x); memcpy(dst, &x, 2); break; }
+        case 4: { uint32_t x = (uint32_t)m; if (cs->swap) x = __builtin_bswap32(x); memcpy(dst, &x, 4); break; }
+        default: { uint64_t x = m; if (cs->swap) x = __builtin_bswap64(x); memcpy(dst, &x, 8); break; }
+        }
+        return p;
+    }
+    int64_t v = neg ? -(int64_t)m : (int64_t)m;
+    if (v < cs->imin || v > cs->imax) return -1;
+    if (cs->kind == SP_KIND_BOOL) {
+        *dst = (sp_byte)(v != 0);
+        return p;
+    }
+    switch (cs->size) {
+    case 1: { int8_t x = (int8_t)v; memcpy(dst, &x, 1); break; }
+    case 2: { uint16_t x = (uint16_t)(int16_t)v; if (cs->swap) x = __builtin_bswap16(x); memcpy(dst, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)(int32_t)v; if (cs->swap) x = __builtin_bswap32(x); memcpy(dst, &x, 4); break; }
+    default: { uint64_t x = (uint64_t)v; if (cs->swap) x = __builtin_bswap64(x); memcpy(dst, &x, 8); break; }
+    }
+    return p;
+}
+
+SP_INLINE int64_t sp_fused_float(const sp_byte *b, int64_t blen, int64_t p, int64_t lim,
+                                 const sp_colspec *cs, sp_byte *dst)
+{
+    int neg = 0;
+    if (p < lim && (b[p] == '-' || b[p] == '+')) {
+        neg = (b[p] == '-');
+        p++;
+    }
+    uint64_t m;
+    int64_t dexp = 0;
+    int ni = sp_digits(b, blen, p, lim, &m);
+    if (ni < 0) return -1;
+    p += ni;
+    int nf = 0;
+    if (p < lim && b[p] == '.') {
+        p++;
+        uint64_t fr;
+        nf = sp_digits(b, blen, p, lim, &fr);
+        if (nf < 0 || ni + nf > 19) return -1;
+        p += nf;
+        for (int k = nf; k > 0; k -= 8) {
+            m *= sp_upow10[k < 8 ? k : 8];
+        }
+        m += fr;
+        dexp = -nf;
+    }
+    if (ni + nf == 0) return -1;
+    if (p < lim && (b[p] == 'e' || b[p] == 'E')) {
+        p++;
+        int eneg = 0;
+        if (p < lim && (b[p] == '-' || b[p] == '+')) {
+            eneg = (b[p] == '-');
+            p++;
+        }
+        int64_t ex = 0, es = p;
+        while (p < lim && (unsigned)(b[p] - '0') < 10u && p - es < 4) {
+            ex = ex * 10 + (b[p] - '0');
+            p++;
+        }
+        if (p == es || (p < lim && (unsigned)(b[p] - '0') < 10u)) return -1;
+        dexp += eneg ? -ex : ex;
+    }
+    double v;
+    if (m == 0) {
+        v = 0.0;
+    }
+    else if (m <= (UINT64_C(1) << 53) && dexp >= -22 && dexp <= 22) {
+        v = (double)m;
+        v = dexp < 0 ? v / sp_fpow10[-dexp] : v * sp_fpow10[dexp];
+    }
+    else {
+        return -1;
+    }
+    if (neg) v = -v;
+    if (cs->kind == SP_KIND_F64) {
+        if (cs->swap) {
+            uint64_t u; memcpy(&u, &v, 8); u = __builtin_bswap64(u); memcpy(dst, &u, 8);
+        }
+        else {
+            memcpy(dst, &v, 8);
+        }
+    }
+    else {
+        float f = (float)v;
+        if (cs->swap) {
+            uint32_t u; memcpy(&u, &f, 4); u = __builtin_bswap32(u); memcpy(dst, &u, 4);
+        }
+        else {
+            memcpy(dst, &f, 4);
+        }
+    }
+    return p;
 }
 
 typedef struct {
@@ -214,16 +440,32 @@ static void sp_skip_line(sp_engine *g, sp_cursor *c)
 
 /*
  * Tokenize one row at the cursor into g->fs/fe.  Returns a status; on
- * SP_NEED_MORE the cursor is left at the row start.
+ * SP_NEED_MORE the cursor is left at the row start.  The hot state lives in
+ * locals (stores into the field arrays could otherwise alias the engine
+ * struct and force reloads).
  */
 static int sp_row(sp_engine *g, sp_cursor *c)
 {
-    const sp_options *o = g->o;
-    const sp_byte *b = g->b;
+    const sp_options *const o = g->o;
+    const sp_byte *const b = g->b;
+    const uint8_t *const cls = g->cls;
     const int ws = g->ws;
+    const int enc = o->enc;
     const int quote = o->quote;
+    const int comment = o->comment;
+    const int segmented = g->segmented;
+    const int64_t len = g->len;
+    const int64_t ncols = o->ncols;
+    const sp_colspec *const cols = o->cols;
+    sp_byte *const rowp = g->rowp;
+    const sp_pat pat = {g->pat_lt, g->pat_a, g->pat_b, g->pat_hi};
+    int64_t *fs = g->fs, *fe = g->fe, *fin = g->fin;
+    uint8_t *fsc = g->fsc, *fdone = g->fdone;
+    int64_t fcap = g->fcap;
+    int64_t nf = 0;
+    int first_quoted = 0;
     int64_t p = c->pos;
-    int64_t hard = g->segmented ? sp_seg_end(g, p, c->seg) : g->len;
+    int64_t hard = segmented ? sp_seg_end(g, p, c->seg) : len;
     int64_t lim = o->nmc ? sp_comment_cut(g, p, hard) : hard;
     int line_ended = 0;
     int st;
@@ -231,31 +473,34 @@ static int sp_row(sp_engine *g, sp_cursor *c)
     c->start = p;
     c->start_seg = c->seg;
     c->eof = 0;
-    g->nf = 0;
     g->slen = 0;
-    g->first_quoted = 0;
 
     for (;;) {
-        if (g->nf == g->fcap && (st = sp_grow_fields(g)) != SP_OK) {
-            return st;
+        if (SP_UNLIKELY(nf == fcap)) {
+            if ((st = sp_grow_fields(g)) != SP_OK) {
+                return st;
+            }
+            fs = g->fs; fe = g->fe; fin = g->fin; fsc = g->fsc; fdone = g->fdone;
+            fcap = g->fcap;
         }
-        int64_t idx = g->nf++;
+        const int64_t idx = nf++;
         if (ws) {
             size_t n;
             while (p < lim && (n = sp_sep_space(g, p, lim)) != 0) {
                 p += (int64_t)n;
             }
         }
-        g->fin[idx] = p;
-        if (p >= lim) {
-            g->fsc[idx] = 0;
-            g->fs[idx] = g->fe[idx] = p;
+        fin[idx] = p;
+        fdone[idx] = 0;
+        if (SP_UNLIKELY(p >= lim)) {
+            fsc[idx] = 0;
+            fs[idx] = fe[idx] = p;
             goto at_limit;
         }
         if (quote >= 0 && b[p] == (sp_byte)quote) {
-            if (idx == 0) g->first_quoted = 1;
-            g->fsc[idx] = 1;
-            g->fs[idx] = g->slen;
+            if (idx == 0) first_quoted = 1;
+            fsc[idx] = 1;
+            fs[idx] = g->slen;
             p++;
             for (;;) {
                 const sp_byte *q = (const sp_byte *)memchr(b + p, quote, (size_t)(lim - p));
@@ -265,7 +510,7 @@ static int sp_row(sp_engine *g, sp_cursor *c)
                 if (p >= lim) {
                     /* the line ended inside quotes: the field continues on the next one */
                     int more = (o->lines == SP_LINES_EXPLICIT) ? (c->seg + 1 < o->nseg)
-                                                               : (g->segmented && hard < g->len);
+                                                               : (segmented && hard < len);
                     if (more) {
                         int64_t prev = hard;
                         c->seg++;
@@ -273,7 +518,7 @@ static int sp_row(sp_engine *g, sp_cursor *c)
                         lim = hard;
                         if (hard == prev) {
                             /* an empty line buffer ends the row (numpy does the same) */
-                            g->fe[idx] = g->slen;
+                            fe[idx] = g->slen;
                             goto row_done;
                         }
                         continue;
@@ -281,11 +526,12 @@ static int sp_row(sp_engine *g, sp_cursor *c)
                     if (o->lines == SP_LINES_EXPLICIT && !o->final) {
                         c->pos = c->start;
                         c->seg = c->start_seg;
+                        g->nf = nf;
                         return SP_NEED_MORE;
                     }
-                    g->fe[idx] = g->slen;
+                    fe[idx] = g->slen;
                     c->eof = 1;
-                    p = g->len;
+                    p = len;
                     goto row_done;
                 }
                 p++;   /* the closing quote */
@@ -298,45 +544,77 @@ static int sp_row(sp_engine *g, sp_cursor *c)
                 break;
             }
             /* after the closing quote the field goes on unquoted */
-            int64_t s = p;
-            p = sp_scan(g, p, lim);
-            if ((st = sp_scratch_append(g, s, p)) != SP_OK) return st;
-            g->fe[idx] = g->slen;
+            int64_t s0 = p;
+            p = sp_scan(b, cls, pat, enc, p, lim);
+            if ((st = sp_scratch_append(g, s0, p)) != SP_OK) return st;
+            fe[idx] = g->slen;
         }
         else {
-            g->fsc[idx] = 0;
-            g->fs[idx] = p;
-            p = sp_scan(g, p, lim);
-            g->fe[idx] = p;
+            fsc[idx] = 0;
+            fs[idx] = p;
+            if (rowp && idx < ncols) {
+                /* fused: convert while scanning when the field is plain */
+                const sp_colspec *cs = &cols[idx];
+                int64_t q = -1;
+                if (cs->kind == SP_KIND_F64 || cs->kind == SP_KIND_F32) {
+                    q = sp_fused_float(b, len, p, lim, cs, rowp + cs->offset);
+                }
+                else if (cs->kind <= SP_KIND_BOOL) {
+                    q = sp_fused_int(b, len, p, lim, cs, rowp + cs->offset);
+                }
+                if (q >= 0) {
+                    if (q >= lim || cls[b[q]] == SP_C_STOP) {
+                        fdone[idx] = 1;
+                        p = q;
+                        fe[idx] = p;
+                        goto field_end;
+                    }
+                    p = q;   /* the number's bytes hold no terminator: scan on from there */
+                }
+                p = sp_scan(b, cls, pat, enc, p, lim);
+                fe[idx] = p;
+                if (cs->kind == SP_KIND_BYTES && !fsc[idx]) {
+                    if (sp_store_bytes(b + fs[idx], b + p, enc, rowp + cs->offset,
+                                       (size_t)cs->width, o->strict) == 0) {
+                        fdone[idx] = 1;
+                    }
+                }
+                goto field_end;
+            }
+            p = sp_scan(b, cls, pat, enc, p, lim);
+            fe[idx] = p;
         }
+    field_end:
         if (p >= lim) {
             goto at_limit;
         }
-        sp_byte ch = b[p];
-        if (ch == '\n') {
-            p++;
-            line_ended = 1;
-            goto row_done;
-        }
-        if (ch == '\r') {
-            p++;
-            if (p < lim && b[p] == '\n') p++;
-            line_ended = 1;
-            goto row_done;
-        }
-        if (o->comment >= 0 && ch == (sp_byte)o->comment) {
-            if (g->segmented) {
-                p = lim;
+        {
+            const sp_byte ch = b[p];
+            if (ch == '\n') {
+                p++;
+                line_ended = 1;
                 goto row_done;
             }
-            while (p < g->len && b[p] != '\n' && b[p] != '\r') p++;
-            if (p >= g->len) {
-                c->eof = 1;
+            if (ch == '\r') {
+                p++;
+                if (p < lim && b[p] == '\n') p++;
+                line_ended = 1;
                 goto row_done;
             }
-            if (b[p] == '\r' && p + 1 < g->len && b[p + 1] == '\n') p++;
-            p++;
-            goto row_done;
+            if (comment >= 0 && ch == (sp_byte)comment) {
+                if (segmented) {
+                    p = lim;
+                    goto row_done;
+                }
+                while (p < len && b[p] != '\n' && b[p] != '\r') p++;
+                if (p >= len) {
+                    c->eof = 1;
+                    goto row_done;
+                }
+                if (b[p] == '\r' && p + 1 < len && b[p + 1] == '\n') p++;
+                p++;
+                goto row_done;
+            }
         }
         /* a delimiter: next field */
         if (ws) {
@@ -349,12 +627,13 @@ static int sp_row(sp_engine *g, sp_cursor *c)
     }
 
 at_limit:
-    if (!g->segmented) {
+    if (!segmented) {
         c->eof = 1;
     }
 
 row_done:
-    if (g->segmented && !c->eof) {
+    g->nf = nf;
+    if (segmented && !c->eof) {
         if (line_ended && p != lim) {
             c->pos = p;
             return SP_ERR_EMBEDDED_NL;
@@ -365,9 +644,8 @@ row_done:
     c->pos = p;
 
     /* one empty unquoted field is an empty line; whitespace splitting drops a trailing empty field */
-    int64_t nf = g->nf;
     if (nf == 1 || (nf > 0 && ws)) {
-        if (!g->first_quoted && g->fe[nf - 1] == g->fs[nf - 1]) {
+        if (!first_quoted && fe[nf - 1] == fs[nf - 1]) {
             g->nf = nf - 1;
         }
     }
@@ -506,6 +784,19 @@ int sp_parse(const sp_options *o, sp_result *r)
         g.cls[o->delimiter] = SP_C_STOP;
     }
 
+    /* SWAR prefilter: a superset of the STOP/MAYBE bytes */
+    {
+        int a = o->comment >= 0 ? o->comment : '\n';
+        int bb = (!g.ws && o->delimiter >= 0) ? o->delimiter : a;
+        g.pat_a = SP_ONES * (uint64_t)a;
+        g.pat_b = SP_ONES * (uint64_t)bb;
+        g.pat_lt = SP_ONES * (uint64_t)(g.ws ? 0x21 : 0x0E);
+        g.pat_hi = g.ws ? SP_HIGHS : 0;
+    }
+
+    /* fused scan+convert needs field i == column i and a real destination */
+    const int fused = (o->usecols == NULL && !o->probe && o->ncols > 0 && o->dest != NULL);
+
     int st = SP_OK;
     sp_cursor cur = {0, 0, 0, 0, 0};
     int64_t row_count = 0;
@@ -523,6 +814,7 @@ int sp_parse(const sp_options *o, sp_result *r)
             r->finished = (o->lines != SP_LINES_EXPLICIT) || o->final;
             break;
         }
+        g.rowp = (fused && row_count < o->capacity) ? o->dest + row_count * o->row_size : NULL;
         st = sp_row(&g, &cur);
         if (st != SP_OK) {
             if (st == SP_ERR_EMBEDDED_NL) {
@@ -576,6 +868,9 @@ int sp_parse(const sp_options *o, sp_result *r)
                     goto done;
                 }
             }
+            if (g.fdone[col]) {
+                continue;
+            }
             const sp_byte *base = g.fsc[col] ? g.scratch : g.b;
             const sp_byte *fs = base + g.fs[col];
             const sp_byte *fe = base + g.fe[col];
@@ -609,6 +904,7 @@ done:
     free(g.fe);
     free(g.fin);
     free(g.fsc);
+    free(g.fdone);
     free(g.scratch);
     return st;
 }
