@@ -18,7 +18,8 @@ compile_args = []
 link_args = []
 macros = []
 if sys.platform != "win32":
-    compile_args += ["-std=c99", "-Wall", "-Wno-unused-function"]
+    compile_args += ["-std=c99", "-pthread", "-Wall", "-Wno-unused-function"]
+    link_args += ["-pthread"]
     if debug or sanitize:
         compile_args += ["-O0" if debug else "-O1", "-g", "-fno-omit-frame-pointer"]
         macros.append(("SHMPARSE_DEBUG", "1"))
@@ -34,7 +35,7 @@ if sys.platform != "win32":
 
 ext = Extension(
     "shmparse._core",
-    sources=["src/_core.pyx", "src/sp_engine.c", "src/sp_convert.c"],
+    sources=["src/_core.pyx", "src/sp_engine.c", "src/sp_convert.c", "src/sp_parallel.c"],
     include_dirs=["src", np.get_include()],
     define_macros=macros,
     extra_compile_args=compile_args,

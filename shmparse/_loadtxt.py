@@ -155,8 +155,10 @@ class _Job:
 
     def __init__(self, plan: Plan, *, delimiter: Optional[str], comment: Optional[str],
                  multi: Optional[Sequence[str]], quote: Optional[str], usecols: Optional[List[int]],
-                 skiprows: int, max_rows: int, strict: bool, name: str) -> None:
+                 skiprows: int, max_rows: int, strict: bool, name: str,
+                 threads: Optional[int] = None) -> None:
         self.plan = plan
+        self.threads = threads
         self.delimiter = delimiter
         self.comment = comment
         self.multi = multi
@@ -305,7 +307,8 @@ def _run_text(job: _Job, text: Text, dest: _ArrayDest) -> int:
         cap = min(cap, dest.capacity)
         res = _core.parse(text.buf, dest=dest.view(0), capacity=cap,
                           cols=job.plan.specs(ncols), usecols=job.usecols,
-                          row_size=job.plan.row_size(ncols), **kw)
+                          row_size=job.plan.row_size(ncols),
+                          threads=_threads_for(job.threads, len(memoryview(text.buf))), **kw)
         job.note(res, 0)
         if res["status"] != _core.OK:
             _validate(text, res.get("err_offset", 0) + len(res.get("err_text", b"")) + 1)
@@ -325,6 +328,9 @@ def _run_lines(job: _Job, feed: Lines, dest: _ArrayDest) -> int:
     line_base = 0
     ncols = job.fixed_ncols
     kw = job.kwargs(_core.ENC_UTF8)
+    if remaining == 0:
+        feed.take(skip)   # numpy skips its lines, then reads no row
+        return 0
     while True:
         want = None if remaining < 0 else skip + remaining
         lines = pending + (feed.take(want) if not feed.eof else [])
@@ -366,12 +372,32 @@ def _run_lines(job: _Job, feed: Lines, dest: _ArrayDest) -> int:
             return rows
 
 
+def _threads_for(requested: Optional[int], nbytes: int) -> int:
+    """Threads for one parse: ``threads=`` if given, else SHMPARSE_THREADS, else the usable CPUs
+    (inputs under 4 MiB are parsed on the calling thread)."""
+    if requested is not None:
+        n = operator.index(requested)
+        if n < 1:
+            raise ValueError(f"threads must be a positive integer, got {requested!r}")
+        return n
+    env = os.environ.get("SHMPARSE_THREADS", "").strip()
+    if env:
+        return max(1, int(env))
+    if nbytes < (4 << 20):
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:   # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 16, nbytes // (2 << 20)))
+
+
 def _fallback_enabled() -> bool:
     return os.environ.get("SHMPARSE_FALLBACK", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, encoding,
-          max_rows, quotechar, strict, out):
+          max_rows, quotechar, strict, out, threads):
     # numpy.loadtxt's own normalisation
     if isinstance(delimiter, bytes):
         delimiter = delimiter.decode("latin1")
@@ -464,7 +490,7 @@ def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, e
 
     job = _Job(plan, delimiter=delimiter, comment=comment, multi=multi, quote=quotechar,
                usecols=usecols, skiprows=int(skiprows), max_rows=int(max_rows),
-               strict=bool(strict), name=name)
+               strict=bool(strict), name=name, threads=threads)
     dest = _ArrayDest(plan, out)
     if isinstance(fname, str):
         rows = _run_text(job, open_path(fname, encoding), dest)
@@ -495,7 +521,7 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
             converters: Any = None, skiprows: int = 0, usecols: Any = None, unpack: bool = False,
             ndmin: int = 0, encoding: Optional[str] = None, max_rows: Optional[int] = None, *,
             quotechar: Optional[str] = None, like: Any = None, strict: bool = False,
-            out: Optional[np.ndarray] = None) -> Any:
+            out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> Any:
     """Load data from a text file: a drop-in replacement for :func:`numpy.loadtxt`.
 
     Same signature, defaults, results (dtype, shape and bytes) and exception
@@ -515,6 +541,12 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
         allocating one.  The rows read are ``out[:rows]``, which is what is
         returned (after ``ndmin``/``unpack``).  ``ValueError`` if the input
         holds more than N rows.
+    threads : int, optional
+        Threads used to parse one file (the GIL is released).  Default: the
+        environment variable ``SHMPARSE_THREADS``, else the usable CPUs for
+        inputs of 4 MiB and more.  Only inputs where a line end always ends a
+        row are split (no ``quotechar``, no ``max_rows``, a path or a whole
+        file); the result is identical to ``threads=1``.
 
     Inputs, options and dtypes outside the compiled engine (``converters``,
     ``like=``, object/complex/datetime/longdouble dtypes, unsized ``"S"``/``"U"``,
@@ -528,7 +560,7 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
         if converters is not None:
             raise Unsupported("converters")
         return _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin,
-                     encoding, max_rows, quotechar, strict, out)
+                     encoding, max_rows, quotechar, strict, out, threads)
     except Unsupported as exc:
         feature = str(exc)
     if not _fallback_enabled():

@@ -86,6 +86,9 @@ cdef extern from "sp_engine.h" nogil:
     int64_t sp_utf8_invalid(const sp_byte *buf, int64_t len)
     int64_t sp_ascii_invalid(const sp_byte *buf, int64_t len)
 
+cdef extern from "sp_parallel.h" nogil:
+    int sp_parse_parallel(const sp_options *o, sp_result *r, int nthreads)
+
 cdef extern from "sp_convert.h" nogil:
     int sp_convert_init()
 
@@ -187,7 +190,7 @@ def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
           int quote=SP_CTRL_NONE, int comment=SP_CTRL_NONE, mc=(), bint strict=False,
           int64_t skiplines=0, int64_t max_rows=-1, int64_t row_base=0,
           bint warn_empty=False, bint probe=False, cols=(), usecols=None,
-          dest=None, int64_t capacity=0, int64_t row_size=0):
+          dest=None, int64_t capacity=0, int64_t row_size=0, int threads=1):
     """Run the engine once.  Returns a dict describing what happened (see sp_result)."""
     global _initialised
     if not _initialised:
@@ -290,7 +293,10 @@ def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
         o.nmc = <int>n
 
         with nogil:
-            sp_parse(&o, &r)
+            if threads > 1:
+                sp_parse_parallel(&o, &r, threads)
+            else:
+                sp_parse(&o, &r)
 
         out = {
             "status": r.status, "finished": bool(r.finished), "rows": r.rows,
