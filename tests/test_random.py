@@ -1,0 +1,140 @@
+"""Seeded random tables and property tests against numpy.loadtxt (bit for bit)."""
+import os
+import random
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import shmparse
+from shmparse._loadtxt import _numpy_loadtxt
+
+from ._compare import assert_same_array
+
+SEED = int(os.environ.get("SHMPARSE_TEST_SEED", "20261124"))
+
+
+def _float_text(rng):
+    kind = rng.randrange(7)
+    if kind == 0:
+        return repr(rng.uniform(-1e6, 1e6))                      # 17 significant digits
+    if kind == 1:
+        return "%.10g" % rng.gauss(0, 1e3)
+    if kind == 2:
+        return repr(float(np.frombuffer(rng.randbytes(8), np.float64)[0]))  # any bit pattern
+    if kind == 3:
+        return "%de%d" % (rng.randrange(-10**6, 10**6), rng.randrange(-340, 310))
+    if kind == 4:
+        return rng.choice(["inf", "-inf", "nan", "-0", "0.0", "1e-320", "4.9e-324"])
+    if kind == 5:
+        return "%d.%s" % (rng.randrange(100), "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 30))))
+    return str(rng.randrange(-10**18, 10**18))
+
+
+@pytest.mark.parametrize("dtype", ["f8", "f4", "f2"])
+@pytest.mark.parametrize("trial", range(4))
+def test_random_float_tables(tmp_path, dtype, trial):
+    rng = random.Random(SEED * 31 + trial)
+    print(f"seed={SEED} trial={trial}")
+    rows = [" ".join(_float_text(rng) for _ in range(6)) for _ in range(3000)]
+    path = tmp_path / "f.txt"
+    path.write_text("\n".join(rows) + "\n")
+    with np.errstate(over="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        expected = _numpy_loadtxt(str(path), dtype=dtype)
+        got = shmparse.loadtxt(str(path), dtype=dtype)
+    assert_same_array(expected, got)
+
+
+@pytest.mark.parametrize("dtype", ["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"])
+def test_random_ints_at_limits(tmp_path, dtype):
+    rng = random.Random(SEED)
+    info = np.iinfo(dtype)
+    vals = [info.min, info.max, info.min + 1, info.max - 1, 0] + [rng.randrange(int(info.min), int(info.max) + 1) for _ in range(500)]
+    path = tmp_path / "i.txt"
+    path.write_text("\n".join(str(v) for v in vals) + "\n")
+    assert_same_array(_numpy_loadtxt(str(path), dtype=dtype), shmparse.loadtxt(str(path), dtype=dtype))
+    for bad in (int(info.max) + 1, int(info.min) - 1):
+        path.write_text(f"{bad}\n")
+        with pytest.raises(ValueError) as ei:
+            shmparse.loadtxt(str(path), dtype=dtype)
+        with pytest.raises(ValueError) as en:
+            _numpy_loadtxt(str(path), dtype=dtype)
+        assert str(ei.value).startswith(str(en.value))
+
+
+def _seed_rows(rng, n, junk=False):
+    chrs = [f"chr{i}" for i in range(1, 23)] + ["chrX", "chrY", "chrM"]
+    out = []
+    for i in range(n):
+        if junk and rng.random() < 0.05:
+            out.append(rng.choice(["", "# comment", "#"]))
+        out.append(f"{rng.choice(chrs)}\t{rng.randrange(1, 2**31 - 1)}\t{round(rng.uniform(0, 100), 2):g}\t{rng.randrange(50)}\t{rng.randrange(50)}")
+    return out
+
+
+SEED_DTYPE = [("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")]
+
+
+@pytest.mark.parametrize("junk", [False, True])
+@pytest.mark.parametrize("skiprows", [0, 3])
+def test_threads_give_the_serial_result(tmp_path, junk, skiprows):
+    rng = random.Random(SEED + junk)
+    path = tmp_path / "m.tsv"
+    path.write_text("\n".join(_seed_rows(rng, 60000, junk)) + "\n")
+    serial = shmparse.loadtxt(str(path), dtype=SEED_DTYPE, delimiter="\t", skiprows=skiprows, threads=1)
+    for t in (2, 3, 7):
+        assert_same_array(serial, shmparse.loadtxt(str(path), dtype=SEED_DTYPE, delimiter="\t",
+                                                   skiprows=skiprows, threads=t))
+    assert_same_array(_numpy_loadtxt(str(path), dtype=SEED_DTYPE, delimiter="\t", skiprows=skiprows), serial)
+
+
+def test_threads_report_the_first_error_in_file_order(tmp_path):
+    rng = random.Random(SEED)
+    rows = _seed_rows(rng, 40000)
+    rows[30000] = rows[30000].replace("\t", "\tx", 1)   # late chunk
+    rows[25000] = rows[25000] + "\t9"                   # earlier: wrong column count
+    path = tmp_path / "e.tsv"
+    path.write_text("\n".join(rows) + "\n")
+    msgs = set()
+    for t in (1, 2, 4):
+        with pytest.raises(shmparse.ParseError) as ei:
+            shmparse.loadtxt(str(path), dtype=SEED_DTYPE, delimiter="\t", threads=t)
+        msgs.add(str(ei.value))
+        assert ei.value.line == 25001
+    assert len(msgs) == 1
+    with pytest.raises(ValueError) as en:
+        _numpy_loadtxt(str(path), dtype=SEED_DTYPE, delimiter="\t")
+    assert msgs.pop().startswith(str(en.value))
+
+
+cell = st.one_of(
+    st.integers(-10**20, 10**20).map(str),
+    st.floats(allow_nan=True, allow_infinity=True, width=64).map(repr),
+    st.text(alphabet=" \t-+.eE0123456789naifNIF_xé#\"", max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.lists(cell, min_size=1, max_size=4), min_size=0, max_size=6),
+       dtype=st.sampled_from(["f8", "f4", "i8", "u2", "S4", "U3", "?"]),
+       delimiter=st.sampled_from([None, ",", "\t"]),
+       quote=st.sampled_from([None, '"']))
+def test_property_same_outcome_as_numpy(rows, dtype, delimiter, quote):
+    sep = " " if delimiter is None else delimiter
+    lines = [sep.join(r) + "\n" for r in rows]
+    outcomes = []
+    for fn in (_numpy_loadtxt, shmparse.loadtxt):
+        with __import__("warnings").catch_warnings():
+            __import__("warnings").simplefilter("ignore")
+            try:
+                outcomes.append(("ok", fn(list(lines), dtype=dtype, delimiter=delimiter, quotechar=quote)))
+            except Exception as e:
+                outcomes.append(("err", e))
+    (kn, n), (ks, s) = outcomes
+    assert kn == ks, (lines, n, s)
+    if kn == "ok":
+        assert_same_array(n, s)
+    else:
+        assert isinstance(s, type(n)) and str(s).startswith(str(n)), (n, s)
