@@ -120,10 +120,11 @@ class _ArrayDest:
             want = self._shape(out.shape[0] if out.ndim else 0)
             if (not isinstance(out, np.ndarray) or out.dtype != self.plan.dtype
                     or out.shape != want or not out.flags.c_contiguous or not out.flags.writeable):
+                shape = "(N, %d)" % self.ncols if self.plan.homogeneous else "(N,)"
                 raise ValueError(
                     f"out= must be a writable C-contiguous array of dtype {self.plan.dtype} "
-                    f"and shape {self._shape(-1)[1:] and ('N', self.ncols) or ('N',)}; "
-                    f"got {getattr(out, 'dtype', type(out))} {getattr(out, 'shape', '')}")
+                    f"and shape {shape}; got {getattr(out, 'dtype', type(out))} "
+                    f"{getattr(out, 'shape', '')}")
             self.arr = out
             return
         make = np.zeros if self.plan.has_gaps else np.empty

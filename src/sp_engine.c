@@ -233,6 +233,17 @@ static const double sp_fpow10[23] = {
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
 };
 
+/* Store the low `size` bytes of an integer (two's complement), byte-swapped if asked. */
+SP_INLINE void sp_store_int(sp_byte *dst, int size, int swap, uint64_t bits)
+{
+    switch (size) {
+    case 1: { uint8_t x = (uint8_t)bits; memcpy(dst, &x, 1); break; }
+    case 2: { uint16_t x = (uint16_t)bits; if (swap) x = __builtin_bswap16(x); memcpy(dst, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)bits; if (swap) x = __builtin_bswap32(x); memcpy(dst, &x, 4); break; }
+    default: { uint64_t x = bits; if (swap) x = __builtin_bswap64(x); memcpy(dst, &x, 8); break; }
+    }
+}
+
 static const uint64_t sp_upow10[9] = {
     1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u
 };
@@ -306,12 +317,7 @@ SP_INLINE int64_t sp_fused_int(const sp_byte *b, int64_t blen, int64_t p, int64_
     p += n;
     if (cs->kind == SP_KIND_UINT) {
         if (neg || m > cs->umax) return -1;
-        switch (cs->size) {
-        case 1: { uint8_t x = (uint8_t)m; memcpy(dst, &x, 1); break; }
-        case 2: { uint16_t x = (uint16_t)m; if (cs->swap) x = __builtin_bswap16(x); memcpy(dst, &x, 2); break; }
-        case 4: { uint32_t x = (uint32_t)m; if (cs->swap) x = __builtin_bswap32(x); memcpy(dst, &x, 4); break; }
-        default: { uint64_t x = m; if (cs->swap) x = __builtin_bswap64(x); memcpy(dst, &x, 8); break; }
-        }
+        sp_store_int(dst, cs->size, cs->swap, m);
         return p;
     }
     int64_t v = neg ? -(int64_t)m : (int64_t)m;
@@ -320,12 +326,7 @@ SP_INLINE int64_t sp_fused_int(const sp_byte *b, int64_t blen, int64_t p, int64_
         *dst = (sp_byte)(v != 0);
         return p;
     }
-    switch (cs->size) {
-    case 1: { int8_t x = (int8_t)v; memcpy(dst, &x, 1); break; }
-    case 2: { uint16_t x = (uint16_t)(int16_t)v; if (cs->swap) x = __builtin_bswap16(x); memcpy(dst, &x, 2); break; }
-    case 4: { uint32_t x = (uint32_t)(int32_t)v; if (cs->swap) x = __builtin_bswap32(x); memcpy(dst, &x, 4); break; }
-    default: { uint64_t x = (uint64_t)v; if (cs->swap) x = __builtin_bswap64(x); memcpy(dst, &x, 8); break; }
-    }
+    sp_store_int(dst, cs->size, cs->swap, (uint64_t)v);
     return p;
 }
 
@@ -573,7 +574,7 @@ static int sp_row(sp_engine *g, sp_cursor *c)
                 }
                 p = sp_scan(b, cls, pat, enc, p, lim);
                 fe[idx] = p;
-                if (cs->kind == SP_KIND_BYTES && !fsc[idx]) {
+                if (cs->kind == SP_KIND_BYTES) {
                     if (sp_store_bytes(b + fs[idx], b + p, enc, rowp + cs->offset,
                                        (size_t)cs->width, o->strict) == 0) {
                         fdone[idx] = 1;
@@ -726,23 +727,13 @@ SP_INLINE int sp_convert(sp_engine *g, const sp_colspec *cs, const sp_byte *s,
             *dst = (sp_byte)(v != 0);
             return 0;
         }
-        switch (cs->size) {
-        case 1: { int8_t x = (int8_t)v; memcpy(dst, &x, 1); break; }
-        case 2: { uint16_t x = (uint16_t)(int16_t)v; if (cs->swap) x = __builtin_bswap16(x); memcpy(dst, &x, 2); break; }
-        case 4: { uint32_t x = (uint32_t)(int32_t)v; if (cs->swap) x = __builtin_bswap32(x); memcpy(dst, &x, 4); break; }
-        default: { uint64_t x = (uint64_t)v; if (cs->swap) x = __builtin_bswap64(x); memcpy(dst, &x, 8); break; }
-        }
+        sp_store_int(dst, cs->size, cs->swap, (uint64_t)v);
         return 0;
     }
     case SP_KIND_UINT: {
         uint64_t v;
         if (sp_parse_uint64(s, e, enc, cs->umax, &v) < 0) return -1;
-        switch (cs->size) {
-        case 1: { uint8_t x = (uint8_t)v; memcpy(dst, &x, 1); break; }
-        case 2: { uint16_t x = (uint16_t)v; if (cs->swap) x = __builtin_bswap16(x); memcpy(dst, &x, 2); break; }
-        case 4: { uint32_t x = (uint32_t)v; if (cs->swap) x = __builtin_bswap32(x); memcpy(dst, &x, 4); break; }
-        default: { uint64_t x = v; if (cs->swap) x = __builtin_bswap64(x); memcpy(dst, &x, 8); break; }
-        }
+        sp_store_int(dst, cs->size, cs->swap, v);
         return 0;
     }
     case SP_KIND_BYTES:

@@ -138,3 +138,32 @@ def test_property_same_outcome_as_numpy(rows, dtype, delimiter, quote):
         assert_same_array(n, s)
     else:
         assert isinstance(s, type(n)) and str(s).startswith(str(n)), (n, s)
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_random_bytes_same_outcome_or_clear_error(tmp_path, trial):
+    """Hostile bytes (NULs, control characters, high bytes, quotes) through a path, latin-1:
+    shmparse returns numpy's array or raises numpy's exception type and words."""
+    rng = random.Random(SEED * 7 + trial)
+    print(f"seed={SEED} trial={trial}")
+    alphabet = b'0123456789 \t\r\n,.-+eEinfa#"\x00\x01\x85\xa0\xff\xc3'
+    for k in range(150):
+        data = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 60)))
+        path = tmp_path / f"r{k}.txt"
+        path.write_bytes(data)
+        kw = dict(encoding="latin-1", dtype=rng.choice(["f8", "i4", "S3", "U2"]),
+                  delimiter=rng.choice([None, ","]), quotechar=rng.choice([None, '"']))
+        outcomes = []
+        for fn in (_numpy_loadtxt, shmparse.loadtxt):
+            with __import__("warnings").catch_warnings():
+                __import__("warnings").simplefilter("ignore")
+                try:
+                    outcomes.append(("ok", fn(str(path), **kw)))
+                except Exception as e:
+                    outcomes.append(("err", e))
+        (kn, n), (ks, s) = outcomes
+        assert kn == ks, (data, kw, n, s)
+        if kn == "ok":
+            assert_same_array(n, s)
+        else:
+            assert isinstance(s, type(n)) and str(s).startswith(str(n)), (data, kw, n, s)
