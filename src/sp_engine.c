@@ -91,6 +91,9 @@ static int sp_scratch_reserve(sp_engine *g, int64_t extra)
 /* Append input [a, z) to the scratch buffer (quoted content). */
 static int sp_scratch_append(sp_engine *g, int64_t a, int64_t z)
 {
+    if (z <= a) {
+        return SP_OK;   /* nothing to copy (and scratch may not exist yet) */
+    }
     int st = sp_scratch_reserve(g, z - a);
     if (st != SP_OK) return st;
     const sp_byte *b = g->b;
