@@ -282,8 +282,15 @@ def _validate(text: Text, stop: Optional[int] = None) -> None:
 def _run_text(job: _Job, text: Text, dest: _ArrayDest) -> int:
     """Parse one contiguous input into dest; returns the number of rows."""
     try:
+        threads = _threads_for(job.threads, len(memoryview(text.buf)))
+        # one pass (per thread): the row bound, and the encoding check numpy's decoder makes
+        check = 0
         if text.codec is not None and job.max_rows < 0:
-            _validate(text)
+            check = 1 if text.codec == "utf-8" else 2
+        lines, invalid = _core.prescan(text.buf, text.lines, check, threads)
+        if invalid >= 0:
+            _validate(text, invalid + 1)   # raises UnicodeDecodeError with numpy's reason
+        if check:
             text.codec = None
         if job.multi and text.lines == _core.LINES_UNIVERSAL:
             text.lines = _core.LINES_UNIVSEG   # numpy cuts comments line by line
@@ -301,7 +308,7 @@ def _run_text(job: _Job, text: Text, dest: _ArrayDest) -> int:
                 job.note(probe, 0)
                 return 0
             ncols = probe["first_nfields"]
-        cap = _core.count_lines(text.buf, text.lines)
+        cap = lines
         if job.max_rows >= 0:
             cap = min(cap, job.max_rows)
         dest.alloc(cap, ncols)
@@ -309,7 +316,7 @@ def _run_text(job: _Job, text: Text, dest: _ArrayDest) -> int:
         res = _core.parse(text.buf, dest=dest.view(0), capacity=cap,
                           cols=job.plan.specs(ncols), usecols=job.usecols,
                           row_size=job.plan.row_size(ncols),
-                          threads=_threads_for(job.threads, len(memoryview(text.buf))), **kw)
+                          threads=threads, **kw)
         job.note(res, 0)
         if res["status"] != _core.OK:
             _validate(text, res.get("err_offset", 0) + len(res.get("err_text", b"")) + 1)

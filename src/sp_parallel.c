@@ -24,6 +24,70 @@
 #define SP_MAX_THREADS 64
 
 typedef struct {
+    const sp_byte *buf;
+    int64_t len;
+    int lines, validate;
+    int64_t nlines, invalid;
+} sp_scanjob;
+
+static void *sp_scanjob_run(void *arg)
+{
+    sp_scanjob *j = (sp_scanjob *)arg;
+    j->nlines = sp_count_lines(j->buf, j->len, j->lines) - 1;   /* terminators */
+    j->invalid = j->validate == 1 ? sp_utf8_invalid(j->buf, j->len)
+               : j->validate == 2 ? sp_ascii_invalid(j->buf, j->len) : -1;
+    return NULL;
+}
+
+void sp_prescan(const sp_byte *buf, int64_t len, int lines, int validate, int nthreads,
+                int64_t *nlines, int64_t *invalid)
+{
+    enum { MAXJ = 64 };
+    sp_scanjob jobs[MAXJ];
+    if (nthreads > MAXJ) nthreads = MAXJ;
+    if (nthreads < 1 || len < (1 << 20)) nthreads = 1;
+    int n = 0;
+    int64_t pos = 0;
+    for (int i = 0; i < nthreads && pos < len; i++) {
+        int64_t end = (i == nthreads - 1) ? len : len / nthreads * (i + 1);
+        /* never split a UTF-8 sequence: move to the start of a character */
+        while (end < len && end > pos && (buf[end] & 0xC0) == 0x80) end++;
+        /* nor a \r\n pair (it would count as two line ends) */
+        if (end < len && end > pos && buf[end] == '\n' && buf[end - 1] == '\r') end++;
+        if (end <= pos) continue;
+        jobs[n].buf = buf + pos;
+        jobs[n].len = end - pos;
+        jobs[n].lines = lines;
+        jobs[n].validate = validate;
+        n++;
+        pos = end;
+    }
+#ifdef SP_NO_THREADS
+    for (int i = 0; i < n; i++) sp_scanjob_run(&jobs[i]);
+#else
+    pthread_t tid[MAXJ];
+    int started[MAXJ];
+    for (int i = 1; i < n; i++) {
+        started[i] = pthread_create(&tid[i], NULL, sp_scanjob_run, &jobs[i]) == 0;
+        if (!started[i]) sp_scanjob_run(&jobs[i]);
+    }
+    if (n > 0) sp_scanjob_run(&jobs[0]);
+    for (int i = 1; i < n; i++) {
+        if (started[i]) pthread_join(tid[i], NULL);
+    }
+#endif
+    int64_t total = 1, inv = -1;
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        total += jobs[i].nlines;
+        if (inv < 0 && jobs[i].invalid >= 0) inv = off + jobs[i].invalid;
+        off += jobs[i].len;
+    }
+    *nlines = total;
+    *invalid = inv;
+}
+
+typedef struct {
     sp_options o;
     sp_result r;
     int64_t start;     /* chunk start in the caller's buffer */

@@ -13,6 +13,14 @@
 #include "sp_engine.h"
 
 int sp_parallel_ok(const sp_options *o);
+
+/*
+ * The pre-pass over a whole input, on nthreads threads: an upper bound on its
+ * lines (as sp_count_lines) and, if validate is 1 (utf-8) or 2 (ascii), the
+ * offset of the first invalid byte (or -1).
+ */
+void sp_prescan(const sp_byte *buf, int64_t len, int lines, int validate, int nthreads,
+                int64_t *nlines, int64_t *invalid);
 int sp_parse_parallel(const sp_options *o, sp_result *r, int nthreads);
 
 #endif

@@ -140,3 +140,22 @@ def test_stringio_is_consumed():
     s = io.StringIO("1 2\n3 4\n")
     shmparse.loadtxt(s)
     assert s.read() == ""
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+def test_threaded_prescan_utf8_edges(tmp_path, threads):
+    # multi-byte characters everywhere, so chunk edges land inside them
+    row = "é€𝄞 1\n"
+    text = row * 200_000
+    p = tmp_path / "u.txt"
+    p.write_text(text, encoding="utf-8")
+    res = shmparse.loadtxt(str(p), dtype="U3,i4", encoding="utf-8", threads=threads)
+    assert len(res) == 200_000 and res[-1][0] == "é€𝄞"
+    # one bad byte far into the file: found, with its line
+    data = bytearray(text.encode("utf-8"))
+    bad_line = 150_000
+    data[len(row.encode()) * (bad_line - 1)] = 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(UnicodeDecodeError) as ei:
+        shmparse.loadtxt(str(p), dtype="U3,i4", encoding="utf-8", threads=threads)
+    assert f"line {bad_line}" in str(ei.value)
