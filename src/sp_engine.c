@@ -308,9 +308,10 @@ SP_INLINE int64_t sp_fused_int(const sp_byte *b, int64_t blen, int64_t p, int64_
                                const sp_colspec *cs, sp_byte *dst)
 {
     int neg = 0;
-    if (p < lim && (b[p] == '-' || b[p] == '+')) {
-        neg = (b[p] == '-');
-        p++;
+    if (p < lim) {   /* branch-free: signs are often random in data */
+        sp_byte c0 = b[p];
+        neg = (c0 == '-');
+        p += (c0 == '-') | (c0 == '+');
     }
     uint64_t m;
     int n = sp_digits(b, blen, p, lim, &m);
@@ -323,7 +324,7 @@ SP_INLINE int64_t sp_fused_int(const sp_byte *b, int64_t blen, int64_t p, int64_
         sp_store_int(dst, cs->size, cs->swap, m);
         return p;
     }
-    int64_t v = neg ? -(int64_t)m : (int64_t)m;
+    int64_t v = (int64_t)(((uint64_t)m ^ (uint64_t)-(int64_t)neg) + (uint64_t)neg);   /* neg ? -m : m */
     if (v < cs->imin || v > cs->imax) return -1;
     if (cs->kind == SP_KIND_BOOL) {
         *dst = (sp_byte)(v != 0);
@@ -337,9 +338,10 @@ SP_INLINE int64_t sp_fused_float(const sp_byte *b, int64_t blen, int64_t p, int6
                                  const sp_colspec *cs, sp_byte *dst)
 {
     int neg = 0;
-    if (p < lim && (b[p] == '-' || b[p] == '+')) {
-        neg = (b[p] == '-');
-        p++;
+    if (p < lim) {   /* branch-free: signs are often random in data */
+        sp_byte c0 = b[p];
+        neg = (c0 == '-');
+        p += (c0 == '-') | (c0 == '+');
     }
     uint64_t m;
     int64_t dexp = 0;
