@@ -16,7 +16,13 @@ import statistics
 import sys
 import time
 
-import numpy as np
+# numpy's OpenBLAS keeps idle worker threads that spin on the CPUs and steal them from
+# shmparse's parse threads (seen as blas_thread_server in `perf`).  Neither numpy.loadtxt
+# nor pandas uses BLAS, so pinning it to one thread changes nothing for them.  Run with
+# OPENBLAS_NUM_THREADS unset-but-exported (e.g. =0) to measure with the spinning threads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import shmparse  # noqa: E402
@@ -67,7 +73,7 @@ def main():
     ap.add_argument("--threads", type=int, default=None, help="shmparse threads (default: automatic)")
     a = ap.parse_args()
     print(f"shmparse {shmparse.__version__}, numpy {np.__version__}, pandas {pd.__version__ if pd else 'n/a'}, "
-          f"cpus {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}")
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, cpus {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}")
     for title, path, kw, pkw in make_inputs(a.data):
         mb = os.path.getsize(path) / 1e6
         ours = shmparse.loadtxt(path, threads=a.threads, **kw)
