@@ -304,15 +304,19 @@ SP_INLINE int sp_digits(const sp_byte *b, int64_t blen, int64_t p, int64_t lim, 
     return total;
 }
 
+/* Consume an optional sign without a branch (signs are often random in data); 1 if '-'. */
+SP_INLINE int sp_take_sign(const sp_byte *b, int64_t *p, int64_t lim)
+{
+    if (*p >= lim) return 0;
+    sp_byte c0 = b[*p];
+    *p += (c0 == '-') | (c0 == '+');
+    return c0 == '-';
+}
+
 SP_INLINE int64_t sp_fused_int(const sp_byte *b, int64_t blen, int64_t p, int64_t lim,
                                const sp_colspec *cs, sp_byte *dst)
 {
-    int neg = 0;
-    if (p < lim) {   /* branch-free: signs are often random in data */
-        sp_byte c0 = b[p];
-        neg = (c0 == '-');
-        p += (c0 == '-') | (c0 == '+');
-    }
+    const int neg = sp_take_sign(b, &p, lim);
     uint64_t m;
     int n = sp_digits(b, blen, p, lim, &m);
     if (n <= 0 || n > 18) {
@@ -337,12 +341,7 @@ SP_INLINE int64_t sp_fused_int(const sp_byte *b, int64_t blen, int64_t p, int64_
 SP_INLINE int64_t sp_fused_float(const sp_byte *b, int64_t blen, int64_t p, int64_t lim,
                                  const sp_colspec *cs, sp_byte *dst)
 {
-    int neg = 0;
-    if (p < lim) {   /* branch-free: signs are often random in data */
-        sp_byte c0 = b[p];
-        neg = (c0 == '-');
-        p += (c0 == '-') | (c0 == '+');
-    }
+    const int neg = sp_take_sign(b, &p, lim);
     uint64_t m;
     int64_t dexp = 0;
     int ni = sp_digits(b, blen, p, lim, &m);

@@ -23,6 +23,28 @@
 
 #define SP_MAX_THREADS 64
 
+
+/* Run fn on n jobs (an array with the given element size): job 0 on this thread,
+ * the rest on their own threads (or here, if a thread cannot be created). */
+static void sp_run_jobs(void *jobs, size_t size, int n, void *(*fn)(void *))
+{
+    char *base = (char *)jobs;
+#ifdef SP_NO_THREADS
+    for (int i = 0; i < n; i++) fn(base + (size_t)i * size);
+#else
+    pthread_t tid[SP_MAX_THREADS];
+    int started[SP_MAX_THREADS];
+    for (int i = 1; i < n; i++) {
+        started[i] = pthread_create(&tid[i], NULL, fn, base + (size_t)i * size) == 0;
+        if (!started[i]) fn(base + (size_t)i * size);
+    }
+    if (n > 0) fn(base);
+    for (int i = 1; i < n; i++) {
+        if (started[i]) pthread_join(tid[i], NULL);
+    }
+#endif
+}
+
 typedef struct {
     const sp_byte *buf;
     int64_t len;
@@ -42,9 +64,8 @@ static void *sp_scanjob_run(void *arg)
 void sp_prescan(const sp_byte *buf, int64_t len, int lines, int validate, int nthreads,
                 int64_t *nlines, int64_t *invalid)
 {
-    enum { MAXJ = 64 };
-    sp_scanjob jobs[MAXJ];
-    if (nthreads > MAXJ) nthreads = MAXJ;
+    sp_scanjob jobs[SP_MAX_THREADS];
+    if (nthreads > SP_MAX_THREADS) nthreads = SP_MAX_THREADS;
     if (nthreads < 1 || len < (1 << 20)) nthreads = 1;
     int n = 0;
     int64_t pos = 0;
@@ -62,20 +83,7 @@ void sp_prescan(const sp_byte *buf, int64_t len, int lines, int validate, int nt
         n++;
         pos = end;
     }
-#ifdef SP_NO_THREADS
-    for (int i = 0; i < n; i++) sp_scanjob_run(&jobs[i]);
-#else
-    pthread_t tid[MAXJ];
-    int started[MAXJ];
-    for (int i = 1; i < n; i++) {
-        started[i] = pthread_create(&tid[i], NULL, sp_scanjob_run, &jobs[i]) == 0;
-        if (!started[i]) sp_scanjob_run(&jobs[i]);
-    }
-    if (n > 0) sp_scanjob_run(&jobs[0]);
-    for (int i = 1; i < n; i++) {
-        if (started[i]) pthread_join(tid[i], NULL);
-    }
-#endif
+    sp_run_jobs(jobs, sizeof(jobs[0]), n, sp_scanjob_run);
     int64_t total = 1, inv = -1;
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
@@ -130,20 +138,7 @@ static int64_t sp_next_line_start(const sp_byte *b, int64_t len, int64_t p)
 
 static void sp_run_all(sp_chunk *ch, int n)
 {
-#ifdef SP_NO_THREADS
-    for (int i = 0; i < n; i++) sp_chunk_run(&ch[i]);
-#else
-    pthread_t tid[SP_MAX_THREADS];
-    int started[SP_MAX_THREADS];
-    for (int i = 1; i < n; i++) {
-        started[i] = pthread_create(&tid[i], NULL, sp_chunk_run, &ch[i]) == 0;
-        if (!started[i]) sp_chunk_run(&ch[i]);   /* no thread: run it here */
-    }
-    sp_chunk_run(&ch[0]);
-    for (int i = 1; i < n; i++) {
-        if (started[i]) pthread_join(tid[i], NULL);
-    }
-#endif
+    sp_run_jobs(ch, sizeof(ch[0]), n, sp_chunk_run);
 }
 
 int sp_parse_parallel(const sp_options *o, sp_result *r, int nthreads)
