@@ -266,8 +266,12 @@ def _validate(text: Text, stop: Optional[int] = None) -> None:
         off = _core.first_invalid(view, text.codec == "utf-8")
     finally:
         view.release()
-    if off < 0:
-        return
+    if off >= 0:
+        _raise_decode_error(text, off)
+
+
+def _raise_decode_error(text: Text, off: int) -> None:
+    """UnicodeDecodeError for the invalid byte at `off`, with Python's reason and the line."""
     window = bytes(text.buf[off:off + 4])
     try:
         window.decode(text.codec)
@@ -289,7 +293,7 @@ def _run_text(job: _Job, text: Text, dest: _ArrayDest) -> int:
             check = 1 if text.codec == "utf-8" else 2
         lines, invalid = _core.prescan(text.buf, text.lines, check, threads)
         if invalid >= 0:
-            _validate(text, invalid + 1)   # raises UnicodeDecodeError with numpy's reason
+            _raise_decode_error(text, invalid)
         if check:
             text.codec = None
         if job.multi and text.lines == _core.LINES_UNIVERSAL:

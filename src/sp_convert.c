@@ -109,7 +109,7 @@ int sp_parse_uint64(const sp_byte *s, const sp_byte *e, int enc,
     return 0;
 }
 
-static const double sp_pow10[23] = {
+const double sp_pow10[23] = {
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
 };

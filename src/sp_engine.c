@@ -36,7 +36,6 @@ typedef struct {
     sp_byte *rowp;               /* fused path: this row's record, or NULL */
     sp_byte *scratch;
     int64_t slen, scap;
-    int first_quoted;
     int f16_overflow;
 } sp_engine;
 
@@ -231,11 +230,6 @@ SP_INLINE int64_t sp_scan(const sp_byte *b, const uint8_t *cls, const sp_pat pat
  * anything else returns -1 and the field takes the general path, which
  * gives the same value or numpy's error.
  */
-static const double sp_fpow10[23] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
-};
-
 /* Store the low `size` bytes of an integer (two's complement), byte-swapped if asked. */
 SP_INLINE void sp_store_int(sp_byte *dst, int size, int swap, uint64_t bits)
 {
@@ -382,7 +376,7 @@ SP_INLINE int64_t sp_fused_float(const sp_byte *b, int64_t blen, int64_t p, int6
     }
     else if (m <= (UINT64_C(1) << 53) && dexp >= -22 && dexp <= 22) {
         v = (double)m;
-        v = dexp < 0 ? v / sp_fpow10[-dexp] : v * sp_fpow10[dexp];
+        v = dexp < 0 ? v / sp_pow10[-dexp] : v * sp_pow10[dexp];
     }
     else {
         return -1;
