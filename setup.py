@@ -40,6 +40,8 @@ ext = Extension(
     define_macros=macros,
     extra_compile_args=compile_args,
     extra_link_args=link_args,
+    # shm_open/shm_unlink live in librt before glibc 2.34
+    libraries=["rt"] if sys.platform.startswith("linux") else [],
 )
 
 setup(

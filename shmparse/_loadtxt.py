@@ -20,6 +20,7 @@ from . import _core
 from ._plan import Plan, Unsupported, make_plan
 from ._sources import Lines, Text, codec_name, open_path, read_file_object, seg_ends
 from .errors import ParseError
+from .shm import SegmentWriter, SharedArray, share
 
 __all__ = ["loadtxt"]
 
@@ -113,6 +114,10 @@ class _ArrayDest:
     def _shape(self, rows: int) -> tuple:
         return (rows, self.ncols) if self.plan.homogeneous else (rows,)
 
+    @property
+    def allocated(self) -> bool:
+        return self.arr is not None
+
     def alloc(self, rows: int, ncols: int) -> None:
         self.ncols = ncols
         if self.out is not None:
@@ -149,6 +154,57 @@ class _ArrayDest:
         if rows != self.arr.shape[0]:
             self.arr.resize(self._shape(rows), refcheck=False)   # realloc in place, no copy
         return self.arr
+
+    def abort(self) -> None:
+        self.arr = None
+
+
+class _ShmDest(_ArrayDest):
+    """Destination: a new shared-memory segment the engine fills directly (shared=True).
+
+    Sized from the pre-pass's row bound, grown in place when lines are fed in
+    batches, and shrunk to the rows read; fresh segment pages read as zeros."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan, None)
+        self.seg: Optional[SegmentWriter] = None
+        self.rows_cap = 0
+
+    @property
+    def allocated(self) -> bool:
+        return self.seg is not None
+
+    def alloc(self, rows: int, ncols: int) -> None:
+        self.ncols = ncols
+        self.seg = SegmentWriter(rows * self.plan.row_size(ncols))
+        self.rows_cap = rows
+
+    @property
+    def capacity(self) -> int:
+        return self.rows_cap
+
+    def grow(self, rows: int) -> None:
+        if rows <= self.rows_cap:
+            return
+        self.seg.resize(rows * self.plan.row_size(self.ncols))
+        self.rows_cap = rows
+
+    def view(self, start_row: int) -> np.ndarray:
+        return self.seg.view(start_row * self.plan.row_size(self.ncols))
+
+    def final_shape(self, rows: int, ndmin: int) -> tuple:
+        """The shape numpy's result would have (ndmin only drops or adds 1-dims: same bytes)."""
+        ghost = np.broadcast_to(np.zeros((), self.plan.dtype), self._shape(rows))
+        return _ensure_ndmin(ghost, ndmin).shape
+
+    def seal(self, shape: tuple) -> SharedArray:
+        seg, self.seg = self.seg, None
+        return seg.finish(shape, self.plan.dtype)
+
+    def abort(self) -> None:
+        if self.seg is not None:
+            self.seg.abort()
+            self.seg = None
 
 
 class _Job:
@@ -364,7 +420,7 @@ def _run_lines(job: _Job, feed: Lines, dest: _ArrayDest) -> int:
                 line_base += probe["seg_consumed"]
                 skip = 0
                 continue
-        if dest.arr is None:
+        if not dest.allocated:
             dest.alloc(len(lines) if remaining < 0 else min(remaining, max(len(lines), 1024)), ncols)
         need = rows + (len(lines) if remaining < 0 else min(remaining, len(lines)))
         if need > dest.capacity:
@@ -409,7 +465,7 @@ def _fallback_enabled() -> bool:
 
 
 def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, encoding,
-          max_rows, quotechar, strict, out, threads):
+          max_rows, quotechar, strict, out, threads, shared):
     # numpy.loadtxt's own normalisation
     if isinstance(delimiter, bytes):
         delimiter = delimiter.decode("latin1")
@@ -503,20 +559,30 @@ def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, e
     job = _Job(plan, delimiter=delimiter, comment=comment, multi=multi, quote=quotechar,
                usecols=usecols, skiprows=int(skiprows), max_rows=int(max_rows),
                strict=bool(strict), name=name, threads=threads)
-    dest = _ArrayDest(plan, out)
-    if isinstance(fname, str):
-        rows = _run_text(job, open_path(fname, encoding), dest)
-    elif hasattr(fname, "read") and max_rows < 0:
-        rows = _run_text(job, read_file_object(fname, encoding, name), dest)
-    else:
-        enc = codec_name(encoding if encoding is not None else getattr(fname, "encoding", None) or "latin1")
-        rows = _run_lines(job, Lines(iter(fname), enc, name), dest)
+    dest = _ShmDest(plan) if shared else _ArrayDest(plan, out)
+    try:
+        if isinstance(fname, str):
+            rows = _run_text(job, open_path(fname, encoding), dest)
+        elif hasattr(fname, "read") and max_rows < 0:
+            rows = _run_text(job, read_file_object(fname, encoding, name), dest)
+        else:
+            enc = codec_name(encoding if encoding is not None
+                             else getattr(fname, "encoding", None) or "latin1")
+            rows = _run_lines(job, Lines(iter(fname), enc, name), dest)
 
-    if dest.arr is None:
-        ncols = job.fixed_ncols if job.fixed_ncols is not None else 1
-        dest.alloc(0, ncols)
-    if job.f16_overflow:
-        _warn("overflow encountered in cast", RuntimeWarning)
+        if not dest.allocated:
+            ncols = job.fixed_ncols if job.fixed_ncols is not None else 1
+            dest.alloc(0, ncols)
+        if job.f16_overflow:
+            _warn("overflow encountered in cast", RuntimeWarning)
+        if isinstance(dest, _ShmDest):
+            shape = dest.final_shape(rows, ndmin)
+            if shape and shape[0] == 0:
+                _warn(f'loadtxt: input contained no data: "{fname}"', UserWarning)
+            return dest.seal(shape)
+    except BaseException:
+        dest.abort()
+        raise
     arr = dest.finish(rows)
 
     arr = _ensure_ndmin(arr, ndmin)
@@ -533,7 +599,8 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
             converters: Any = None, skiprows: int = 0, usecols: Any = None, unpack: bool = False,
             ndmin: int = 0, encoding: Optional[str] = None, max_rows: Optional[int] = None, *,
             quotechar: Optional[str] = None, like: Any = None, strict: bool = False,
-            out: Optional[np.ndarray] = None, threads: Optional[int] = None) -> Any:
+            out: Optional[np.ndarray] = None, threads: Optional[int] = None,
+            shared: bool = False) -> Any:
     """Load data from a text file: a drop-in replacement for :func:`numpy.loadtxt`.
 
     Same signature, defaults, results (dtype, shape and bytes) and exception
@@ -559,6 +626,13 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
         inputs of 4 MiB and more.  Only inputs where a line end always ends a
         row are split (no ``quotechar``, no ``max_rows``, a path or a whole
         file); the result is identical to ``threads=1``.
+    shared : bool, default False
+        Return a :class:`shmparse.SharedArray` (owned by this process) whose
+        shared-memory segment the engine filled directly: sized from a pre-pass,
+        grown in place when lines arrive in batches, shrunk to the rows read.
+        Its pages are reserved before parsing, so a full ``/dev/shm`` raises
+        :class:`shmparse.ShmCapacityError`.  Not with ``out=`` or ``unpack=True``.
+        (With the numpy fallback the result is copied into a segment.)
 
     Inputs, options and dtypes outside the compiled engine (``converters``,
     ``like=``, object/complex/datetime/longdouble dtypes, unsized ``"S"``/``"U"``,
@@ -566,13 +640,21 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
     the environment variable ``SHMPARSE_FALLBACK=0`` they raise
     ``NotImplementedError`` naming the feature instead.
     """
+    if isinstance(out, SharedArray):
+        out = out.array
+    if shared:
+        if out is not None:
+            raise ValueError("shared=True makes a new segment; it cannot be combined with out=")
+        if unpack:
+            raise ValueError("shared=True returns one SharedArray; unpack=True is not supported "
+                             "with it (use .array.T, or the fields of .array)")
     try:
         if like is not None:
             raise Unsupported("like=")
         if converters is not None:
             raise Unsupported("converters")
         return _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin,
-                     encoding, max_rows, quotechar, strict, out, threads)
+                     encoding, max_rows, quotechar, strict, out, threads, shared)
     except Unsupported as exc:
         feature = str(exc)
     if not _fallback_enabled():
@@ -591,4 +673,6 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
         res = np.asarray(result)
         out[:len(res)] = res
         return out[:len(res)]
+    if shared:
+        return share(result)
     return result

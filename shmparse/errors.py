@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-__all__ = ["ParseError"]
+__all__ = ["ParseError", "ShmCapacityError"]
 
 
 class ParseError(ValueError):
@@ -38,3 +38,40 @@ class ParseError(ValueError):
         self.row = row
         self.column = column
         self.text = text
+
+
+class ShmCapacityError(MemoryError):
+    """Shared memory (``/dev/shm``) has too little free space for a new segment.
+
+    Raised before any byte of the segment is written (the pages are reserved
+    first), so a full ``/dev/shm`` is an exception, never a SIGBUS crash.
+
+    Attributes
+    ----------
+    needed : int
+        Bytes the segment needs.
+    free : int or None
+        Bytes free in ``path`` when checked (None where it cannot be known).
+    path : str
+        The shared-memory file system (``/dev/shm`` on Linux).
+    """
+
+    def __init__(self, needed: int, free: Optional[int], path: str = "/dev/shm") -> None:
+        self.needed = needed
+        self.free = free
+        self.path = path
+        have = "too little" if free is None else f"only {_size(free)}"
+        gib = max(1, -(-(needed + needed // 4) // (1 << 30)))   # needed + 25%, whole GiB
+        super().__init__(
+            f"shmparse: a shared-memory segment needs {_size(needed)} but "
+            f"{path} has {have} free. Free space there (`shmparse gc` removes segments left by "
+            f"dead processes), or give it more room: `docker run --shm-size={gib}g ...` in "
+            f"Docker, `mount -o remount,size={gib}G {path}` as root elsewhere.")
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)

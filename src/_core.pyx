@@ -331,3 +331,56 @@ def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
         free(cspec)
         free(mcp)
         free(mcl)
+
+
+# -- POSIX shared-memory names (shmparse.shm builds on these) -----------------
+cdef extern from "<sys/mman.h>" nogil:
+    int shm_open(const char *name, int oflag, int mode)
+    int shm_unlink(const char *name)
+
+cdef extern from "<fcntl.h>" nogil:
+    int O_RDONLY, O_RDWR, O_CREAT, O_EXCL
+    int O_CLOEXEC
+
+from libc.errno cimport errno
+import os as _os
+
+
+def _shm_error(int err, str name):
+    return OSError(err, _os.strerror(err), name)
+
+
+def shm_create(str name):
+    """Create the segment ``/name`` (O_CREAT | O_EXCL, mode 0600, close-on-exec); returns its fd."""
+    cdef bytes path = ("/" + name).encode("ascii")
+    cdef const char *p = path
+    cdef int fd
+    with nogil:
+        fd = shm_open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    if fd < 0:
+        raise _shm_error(errno, name)
+    return fd
+
+
+def shm_attach(str name, bint writable):
+    """Open the existing segment ``/name``; returns its fd."""
+    cdef bytes path = ("/" + name).encode("ascii")
+    cdef const char *p = path
+    cdef int flags = (O_RDWR if writable else O_RDONLY) | O_CLOEXEC
+    cdef int fd
+    with nogil:
+        fd = shm_open(p, flags, 0)
+    if fd < 0:
+        raise _shm_error(errno, name)
+    return fd
+
+
+def shm_remove(str name):
+    """Remove the name ``/name``; mappings that exist stay valid until unmapped."""
+    cdef bytes path = ("/" + name).encode("ascii")
+    cdef const char *p = path
+    cdef int rc
+    with nogil:
+        rc = shm_unlink(p)
+    if rc < 0:
+        raise _shm_error(errno, name)
