@@ -502,3 +502,22 @@ def test_loadtxt_shared_with_the_numpy_fallback():
     lines = ["1,2", "3,4"]
     with shmparse.loadtxt(lines, delimiter=",", converters=float, shared=True) as sa:
         assert sa.array.tobytes() == np.loadtxt(lines, delimiter=",", converters=float).tobytes()
+
+
+def test_gc_command_removes_orphans_only():
+    # a process that dies without running its finalizers (os._exit) leaves its segment behind
+    r = subprocess.run([sys.executable, "-c", "import os, shmparse; "
+                        "sa = shmparse.SharedArray.create(100); print(sa.name, flush=True); "
+                        "os._exit(0)"], capture_output=True, text=True, timeout=60)
+    orphan = r.stdout.strip()
+    assert r.returncode == 0 and exists(orphan)
+    with SharedArray.create(5) as live:
+        cmd = [sys.executable, "-m", "shmparse", "gc"]
+        listed = subprocess.run(cmd + ["--list"], capture_output=True, text=True, timeout=60)
+        assert orphan in listed.stdout and live.name in listed.stdout
+        dry = subprocess.run(cmd + ["--dry-run"], capture_output=True, text=True, timeout=60)
+        assert f"would remove {orphan}" in dry.stdout and exists(orphan)
+        assert live.name not in dry.stdout
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and f"removed {orphan}" in done.stdout
+        assert not exists(orphan) and exists(live.name)
