@@ -521,3 +521,11 @@ def test_gc_command_removes_orphans_only():
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and f"removed {orphan}" in done.stdout
         assert not exists(orphan) and exists(live.name)
+
+
+@pytest.mark.parametrize("ndmin", [0, 1, 2])
+@pytest.mark.parametrize("lines", [["5"], ["1 2"], ["1", "2"], ["1 2", "3 4"]])
+def test_loadtxt_shared_ndmin_shapes(ndmin, lines):
+    ref = np.loadtxt(lines, ndmin=ndmin)
+    with shmparse.loadtxt(lines, ndmin=ndmin, shared=True) as sa:
+        assert sa.shape == ref.shape and sa.array.tobytes() == ref.tobytes()
