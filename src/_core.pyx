@@ -10,7 +10,7 @@ from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE,
                              PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS)
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memset, memmove
 
 
 cdef extern from "sp_engine.h" nogil:
@@ -384,3 +384,41 @@ def shm_remove(str name):
         rc = shm_unlink(p)
     if rc < 0:
         raise _shm_error(errno, name)
+
+
+# -- helpers for splitting one input across processes (shmparse.pool) ---------
+def next_line_start(buf, int64_t pos):
+    """First offset >= pos that starts a line (after \\n, \\r\\n or a lone \\r), or len(buf)."""
+    cdef _InBuffer b = _InBuffer(buf)
+    cdef const sp_byte *p = b.ptr()
+    cdef int64_t n = b.view.len
+    if pos < 0:
+        pos = 0
+    with nogil:
+        while pos < n and p[pos] != 10 and p[pos] != 13:
+            pos += 1
+        if pos < n:
+            if p[pos] == 13 and pos + 1 < n and p[pos + 1] == 10:
+                pos += 1
+            pos += 1
+    return pos
+
+
+def skip_lines(buf, int64_t count):
+    """Offset just after the first ``count`` lines (universal newlines), or len(buf)."""
+    cdef int64_t pos = 0, i = 0
+    cdef int64_t n = len(memoryview(buf))
+    while i < count and pos < n:
+        pos = next_line_start(buf, pos)
+        i += 1
+    return pos
+
+
+def move_rows(dest, int64_t dst, int64_t src, int64_t nbytes):
+    """memmove inside one writable buffer, bounds-checked."""
+    cdef _OutBuffer d = _OutBuffer(dest)
+    if dst < 0 or src < 0 or nbytes < 0 or dst + nbytes > d.view.len or src + nbytes > d.view.len:
+        raise ValueError("move_rows: range outside the buffer")
+    cdef char *base = <char *>d.view.buf
+    with nogil:
+        memmove(base + dst, base + src, <size_t>nbytes)

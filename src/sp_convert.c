@@ -373,7 +373,14 @@ int sp_store_bytes(const sp_byte *s, const sp_byte *e, int enc, sp_byte *dst,
                    size_t width, int strict)
 {
     size_t i = 0;
-    if (enc == SP_ENC_LATIN1) {
+    int ascii = (enc == SP_ENC_LATIN1);
+    if (!ascii) {
+        /* all-ASCII utf-8 (the common case) is its own latin-1: copy it whole */
+        sp_byte any = 0;
+        for (const sp_byte *q = s; q < e; q++) any |= *q;
+        ascii = (any < 0x80);
+    }
+    if (ascii) {
         size_t n = (size_t)(e - s);
         size_t k = n < width ? n : width;
         memcpy(dst, s, k);

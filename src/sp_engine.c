@@ -651,6 +651,63 @@ row_done:
     return SP_OK;
 }
 
+/*
+ * Fast path for one row of a plain delimited table: every column converts
+ * while it is scanned, each field ends exactly at the delimiter (the last one
+ * at a line end or the end of the input).  Anything else (an empty line, a
+ * comment, a quote, spaces around a number, a value the fused converters leave
+ * to the general path, a different number of fields) returns -1 and the row is
+ * parsed again by sp_row, which gives numpy's result or error.  On success
+ * returns the offset of the next row and sets *eof when the input ended.
+ */
+static int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, int *eof)
+{
+    const sp_options *const o = g->o;
+    const sp_byte *const b = g->b;
+    const int64_t len = g->len;
+    const sp_byte delim = (sp_byte)o->delimiter;
+    const sp_pat pat = {g->pat_lt, g->pat_a, g->pat_b, g->pat_hi};
+    const int64_t last = o->ncols - 1;
+    if (p >= len || b[p] == '\n' || b[p] == '\r') {
+        return -1;   /* an empty line is not a row */
+    }
+    for (int64_t i = 0; i <= last; i++) {
+        const sp_colspec *cs = &o->cols[i];
+        int64_t q;
+        if (cs->kind == SP_KIND_F64 || cs->kind == SP_KIND_F32) {
+            q = sp_fused_float(b, len, p, len, cs, rowp + cs->offset);
+        }
+        else if (cs->kind <= SP_KIND_BOOL) {
+            q = sp_fused_int(b, len, p, len, cs, rowp + cs->offset);
+        }
+        else {   /* SP_KIND_BYTES (sp_parse checked) */
+            q = sp_scan(b, g->cls, pat, o->enc, p, len);
+            if (sp_store_bytes(b + p, b + q, o->enc, rowp + cs->offset,
+                               (size_t)cs->width, o->strict) != 0) {
+                return -1;
+            }
+        }
+        if (q < 0) {
+            return -1;
+        }
+        if (q >= len) {
+            if (i != last) return -1;
+            *eof = 1;
+            return len;
+        }
+        const sp_byte ch = b[q];
+        if (i != last) {
+            if (ch != delim) return -1;
+            p = q + 1;
+            continue;
+        }
+        if (ch == '\n') return q + 1;
+        if (ch == '\r') return (q + 1 < len && b[q + 1] == '\n') ? q + 2 : q + 1;
+        return -1;
+    }
+    return -1;   /* not reached: ncols > 0 */
+}
+
 /* 0-based physical line of byte offset `off`. */
 static int64_t sp_line_of(const sp_engine *g, int64_t off)
 {
@@ -786,6 +843,16 @@ int sp_parse(const sp_options *o, sp_result *r)
     /* fused scan+convert needs field i == column i and a real destination */
     const int fused = (o->usecols == NULL && !o->probe && o->ncols > 0 && o->dest != NULL);
 
+    /* the whole-row fast path: a plain delimited table of fused kinds */
+    int fast = fused && !g.ws && !g.segmented && o->delimiter >= 0 && o->quote < 0 &&
+               o->nmc == 0;
+    for (int64_t i = 0; fast && i < o->ncols; i++) {
+        const int k = o->cols[i].kind;
+        fast = (k <= SP_KIND_BOOL || k == SP_KIND_F64 || k == SP_KIND_F32 ||
+                k == SP_KIND_BYTES);
+    }
+    int64_t fast_tries = 0, fast_misses = 0;
+
     int st = SP_OK;
     sp_cursor cur = {0, 0, 0, 0, 0};
     int64_t row_count = 0;
@@ -802,6 +869,25 @@ int sp_parse(const sp_options *o, sp_result *r)
         if (sp_at_end(&g, &cur)) {
             r->finished = (o->lines != SP_LINES_EXPLICIT) || o->final;
             break;
+        }
+        if (fast && row_count < o->capacity) {
+            int eof = 0;
+            int64_t next = sp_row_fast(&g, cur.pos, o->dest + row_count * o->row_size, &eof);
+            fast_tries++;
+            if (next >= 0) {
+                cur.pos = next;
+                row_count++;
+                if (eof) {
+                    cur.eof = 1;
+                    r->finished = 1;
+                    break;
+                }
+                continue;
+            }
+            /* mostly rows the fast path cannot take (comments, spaces, ...): stop trying */
+            if (++fast_misses > 64 && fast_misses * 8 > fast_tries) {
+                fast = 0;
+            }
         }
         g.rowp = (fused && row_count < o->capacity) ? o->dest + row_count * o->row_size : NULL;
         st = sp_row(&g, &cur);
