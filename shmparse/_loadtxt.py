@@ -20,7 +20,7 @@ from . import _core
 from ._plan import Plan, Unsupported, make_plan
 from ._sources import Lines, Text, codec_name, open_path, read_file_object, seg_ends
 from .errors import ParseError
-from .shm import SegmentWriter, SharedArray, share
+from .shm import SegmentWriter, SharedArray, _share
 
 __all__ = ["loadtxt"]
 
@@ -165,8 +165,9 @@ class _ShmDest(_ArrayDest):
     Sized from the pre-pass's row bound, grown in place when lines are fed in
     batches, and shrunk to the rows read; fresh segment pages read as zeros."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, name: Optional[str] = None) -> None:
         super().__init__(plan, None)
+        self.name = name
         self.seg: Optional[SegmentWriter] = None
         self.rows_cap = 0
 
@@ -176,7 +177,7 @@ class _ShmDest(_ArrayDest):
 
     def alloc(self, rows: int, ncols: int) -> None:
         self.ncols = ncols
-        self.seg = SegmentWriter(rows * self.plan.row_size(ncols))
+        self.seg = SegmentWriter(rows * self.plan.row_size(ncols), self.name)
         self.rows_cap = rows
 
     @property
@@ -465,7 +466,7 @@ def _fallback_enabled() -> bool:
 
 
 def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, encoding,
-          max_rows, quotechar, strict, out, threads, shared):
+          max_rows, quotechar, strict, out, threads, shared, shm_name, loader):
     # numpy.loadtxt's own normalisation
     if isinstance(delimiter, bytes):
         delimiter = delimiter.decode("latin1")
@@ -559,10 +560,14 @@ def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, e
     job = _Job(plan, delimiter=delimiter, comment=comment, multi=multi, quote=quotechar,
                usecols=usecols, skiprows=int(skiprows), max_rows=int(max_rows),
                strict=bool(strict), name=name, threads=threads)
-    dest = _ShmDest(plan) if shared else _ArrayDest(plan, out)
+    in_shm = shared or loader is not None
+    dest = _ShmDest(plan, shm_name) if in_shm else _ArrayDest(plan, out)
     try:
         if isinstance(fname, str):
-            rows = _run_text(job, open_path(fname, encoding), dest)
+            text = open_path(fname, encoding)
+            rows = None if loader is None else loader._split(job, text, dest)
+            if rows is None:
+                rows = _run_text(job, text, dest)
         elif hasattr(fname, "read") and max_rows < 0:
             rows = _run_text(job, read_file_object(fname, encoding, name), dest)
         else:
@@ -579,15 +584,19 @@ def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, e
             shape = dest.final_shape(rows, ndmin)
             if shape and shape[0] == 0:
                 _warn(f'loadtxt: input contained no data: "{fname}"', UserWarning)
-            return dest.seal(shape)
+            sa = dest.seal(shape)
+            if shared:
+                return sa
     except BaseException:
         dest.abort()
         raise
-    arr = dest.finish(rows)
-
-    arr = _ensure_ndmin(arr, ndmin)
-    if arr.shape and arr.shape[0] == 0:
-        _warn(f'loadtxt: input contained no data: "{fname}"', UserWarning)
+    if isinstance(dest, _ShmDest):
+        arr = sa.array
+        sa.close()   # the name goes now; the pages live exactly as long as the array
+    else:
+        arr = _ensure_ndmin(dest.finish(rows), ndmin)
+        if arr.shape and arr.shape[0] == 0:
+            _warn(f'loadtxt: input contained no data: "{fname}"', UserWarning)
     if unpack:
         if arr.dtype.names is not None:
             return [arr[field] for field in arr.dtype.names]
@@ -600,7 +609,7 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
             ndmin: int = 0, encoding: Optional[str] = None, max_rows: Optional[int] = None, *,
             quotechar: Optional[str] = None, like: Any = None, strict: bool = False,
             out: Optional[np.ndarray] = None, threads: Optional[int] = None,
-            shared: bool = False) -> Any:
+            shared: bool = False, workers: Optional[int] = None) -> Any:
     """Load data from a text file: a drop-in replacement for :func:`numpy.loadtxt`.
 
     Same signature, defaults, results (dtype, shape and bytes) and exception
@@ -633,6 +642,15 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
         Its pages are reserved before parsing, so a full ``/dev/shm`` raises
         :class:`shmparse.ShmCapacityError`.  Not with ``out=`` or ``unpack=True``.
         (With the numpy fallback the result is copied into a segment.)
+    workers : int, optional
+        Parse one file with this many processes (``shmparse.Loader``): the
+        file is cut at line boundaries, rows are counted per range, and each
+        worker parses its range straight into its slice of one shared segment.
+        The result is identical to ``workers=1`` (one process, one thread),
+        error lines included.  Inputs that cannot be split safely (``quotechar``,
+        ``max_rows``, multi-character comments, compressed or re-encoded files,
+        file objects, iterables) are parsed in this process (a ``logging`` debug
+        message says why).  A pool kept warm across calls: ``Loader.loadtxt``.
 
     Inputs, options and dtypes outside the compiled engine (``converters``,
     ``like=``, object/complex/datetime/longdouble dtypes, unsized ``"S"``/``"U"``,
@@ -640,6 +658,26 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
     the environment variable ``SHMPARSE_FALLBACK=0`` they raise
     ``NotImplementedError`` naming the feature instead.
     """
+    if workers is not None:
+        nworkers = operator.index(workers)
+        if nworkers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        if nworkers == 1:
+            threads = 1 if threads is None else threads
+        elif out is None and isinstance(fname, (str, os.PathLike)):
+            from .pool import Loader
+            with Loader(nworkers) as loader:
+                return loader.loadtxt(fname, dtype, comments, delimiter, converters, skiprows,
+                                      usecols, unpack, ndmin, encoding, max_rows,
+                                      quotechar=quotechar, like=like, strict=strict,
+                                      threads=threads, shared=shared)
+    return _entry(fname, dtype, comments, delimiter, converters, skiprows, usecols, unpack, ndmin,
+                  encoding, max_rows, quotechar, like, strict, out, threads, shared, None, None)
+
+
+def _entry(fname, dtype, comments, delimiter, converters, skiprows, usecols, unpack, ndmin,
+           encoding, max_rows, quotechar, like, strict, out, threads, shared, shm_name, loader):
+    """loadtxt after its own extensions are resolved (a loader worker or the loader enters here)."""
     if isinstance(out, SharedArray):
         out = out.array
     if shared:
@@ -654,7 +692,7 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
         if converters is not None:
             raise Unsupported("converters")
         return _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin,
-                     encoding, max_rows, quotechar, strict, out, threads, shared)
+                     encoding, max_rows, quotechar, strict, out, threads, shared, shm_name, loader)
     except Unsupported as exc:
         feature = str(exc)
     if not _fallback_enabled():
@@ -674,5 +712,5 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
         out[:len(res)] = res
         return out[:len(res)]
     if shared:
-        return share(result)
+        return _share(result, shm_name)
     return result

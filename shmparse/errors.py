@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-__all__ = ["ParseError", "ShmCapacityError"]
+__all__ = ["ParseError", "ShmCapacityError", "WorkerCrashedError"]
 
 
 class ParseError(ValueError):
@@ -39,6 +39,10 @@ class ParseError(ValueError):
         self.column = column
         self.text = text
 
+    def __reduce__(self):   # crosses process boundaries (loader workers) with its attributes
+        return (_rebuild_parse_error, (self.args[0] if self.args else "", self.source,
+                                       self.line, self.row, self.column, self.text))
+
 
 class ShmCapacityError(MemoryError):
     """Shared memory (``/dev/shm``) has too little free space for a new segment.
@@ -68,6 +72,48 @@ class ShmCapacityError(MemoryError):
             f"dead processes), or give it more room: `docker run --shm-size={gib}g ...` in "
             f"Docker, `mount -o remount,size={gib}G {path}` as root elsewhere.")
 
+    def __reduce__(self):
+        return (type(self), (self.needed, self.free, self.path))
+
+
+class WorkerCrashedError(RuntimeError):
+    """A loader worker process died (killed, out of memory, crashed) while parsing a file.
+
+    Attributes
+    ----------
+    path : str
+        The file the worker was parsing.
+    pid : int
+        The worker's process id.
+    exitcode : int or None
+        Its exit code; ``-N`` when killed by signal N.
+    replaced : bool
+        True when the loader started a new worker in its place and stays usable;
+        False when it shut down.
+    """
+
+    def __init__(self, path: str, pid: int, exitcode: Optional[int], replaced: bool) -> None:
+        self.path = path
+        self.pid = pid
+        self.exitcode = exitcode
+        self.replaced = replaced
+        how = "exited" if exitcode is None or exitcode >= 0 else "was killed by"
+        if exitcode is not None and exitcode < 0:
+            try:
+                import signal
+                what = signal.Signals(-exitcode).name
+            except ValueError:
+                what = f"signal {-exitcode}"
+        else:
+            what = f"with code {exitcode}"
+        fate = ("a new worker replaced it; the loader is still usable" if replaced
+                else "the loader shut down")
+        super().__init__(f"shmparse loader worker {pid} {how} {what} while parsing "
+                         f"{path!r} (out of memory, or killed?); {fate}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.pid, self.exitcode, self.replaced))
+
 
 def _size(n: int) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
@@ -75,3 +121,7 @@ def _size(n: int) -> str:
             return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+def _rebuild_parse_error(message, source, line, row, column, text):
+    return ParseError(message, source=source, line=line, row=row, column=column, text=text)

@@ -232,6 +232,12 @@ class SharedArray:
             self._adopt()
         return self
 
+    def _disown(self) -> None:
+        """Stop owning without removing the name (the receiver adopts it: loader workers)."""
+        if self._owner is not None:
+            self._owner.detach()
+            self._owner = None
+
     def _adopt(self) -> None:
         self._pid = os.getpid()
         self._owner = weakref.finalize(self, _release_name, self._name, self._pid)
@@ -244,10 +250,14 @@ class SharedArray:
         Raises :class:`~shmparse.ShmCapacityError` (a ``MemoryError``) when
         /dev/shm has too little room; nothing is left behind in that case.
         """
+        return cls._create(shape, dtype)
+
+    @classmethod
+    def _create(cls, shape: Any, dtype: Any, name: Optional[str] = None) -> "SharedArray":
         shape = _shape_tuple(shape)
         dtype = _check_dtype(np.dtype(dtype))
         nbytes = _nbytes(shape, dtype)
-        name, fd = _create_segment(HEADER + nbytes)
+        name, fd = _create_segment(HEADER + nbytes, name)
         try:
             mm = mmap.mmap(fd, HEADER + nbytes)
         except BaseException:
@@ -448,8 +458,12 @@ def _rebuild(handle: SharedHandle, transfer: bool) -> SharedArray:
 
 def share(a: Any) -> SharedArray:
     """Copy an array into a new segment owned by this process (one copy, C order)."""
+    return _share(a)
+
+
+def _share(a: Any, name: Optional[str] = None) -> SharedArray:
     src = np.asarray(a)
-    sa = SharedArray.create(src.shape, src.dtype)
+    sa = SharedArray._create(src.shape, src.dtype, name)
     try:
         np.copyto(sa.array, src, casting="no")
     except BaseException:
