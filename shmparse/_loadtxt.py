@@ -175,9 +175,9 @@ class _ShmDest(_ArrayDest):
     def allocated(self) -> bool:
         return self.seg is not None
 
-    def alloc(self, rows: int, ncols: int) -> None:
+    def alloc(self, rows: int, ncols: int, reserve: bool = True) -> None:
         self.ncols = ncols
-        self.seg = SegmentWriter(rows * self.plan.row_size(ncols), self.name)
+        self.seg = SegmentWriter(rows * self.plan.row_size(ncols), self.name, reserve)
         self.rows_cap = rows
 
     @property

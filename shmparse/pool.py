@@ -84,6 +84,7 @@ def _range_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dic
     try:
         view = memoryview(mm)[start:end]
         try:
+            shm.reserve_range(out.name, out.offset, out.size)   # before any byte is written
             dest = SharedArray.attach(out)
             try:
                 res = _core.parse(view, dest=dest.array, capacity=capacity, threads=1, **kw)
@@ -490,7 +491,7 @@ class Loader:
         bounds = counts[:]
         bounds[-1] += 1                                    # a last line without an end
         row_size = job.plan.row_size(ncols)
-        dest.alloc(sum(bounds), ncols)
+        dest.alloc(sum(bounds), ncols, reserve=False)   # each worker reserves its own slice
         st = os.stat(text.name)
         stamp = (st.st_size, st.st_mtime_ns)
         kw.update(skiplines=0, cols=job.plan.specs(ncols), usecols=job.usecols,

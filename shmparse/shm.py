@@ -96,6 +96,15 @@ def _reserve(fd: int, start: int, length: int) -> None:
         os.ftruncate(fd, start + length)
 
 
+def reserve_range(name: str, offset: int, length: int) -> None:
+    """Reserve bytes [offset, offset+length) of an existing segment before writing them."""
+    fd = _core.shm_attach(name, True)
+    try:
+        _reserve(fd, offset, length)
+    finally:
+        os.close(fd)
+
+
 def _unlink_quiet(name: str) -> None:
     try:
         _core.shm_remove(name)
@@ -103,8 +112,13 @@ def _unlink_quiet(name: str) -> None:
         pass
 
 
-def _create_segment(size: int, name: Optional[str] = None) -> Tuple[str, int]:
-    """Create, reserve and stamp a new segment of ``size`` bytes; returns (name, fd)."""
+def _create_segment(size: int, name: Optional[str] = None,
+                    reserve: bool = True) -> Tuple[str, int]:
+    """Create, reserve and stamp a new segment of ``size`` bytes; returns (name, fd).
+
+    ``reserve=False``: only the header page is reserved; whoever writes a part
+    later must call :func:`reserve_range` on it first (loader workers, each on
+    its own slice, in parallel)."""
     _check_free(size)
     if name is not None:
         if not NAME_RE.match(name):
@@ -121,7 +135,11 @@ def _create_segment(size: int, name: Optional[str] = None) -> Tuple[str, int]:
         else:   # 16 collisions of 60 random bits: something else is going on
             raise FileExistsError(errno.EEXIST, "could not find a free segment name", name)
     try:
-        _reserve(fd, 0, size)
+        if reserve:
+            _reserve(fd, 0, size)
+        else:
+            _reserve(fd, 0, min(size, HEADER))
+            os.ftruncate(fd, size)
         os.pwrite(fd, _HEAD.pack(_MAGIC, _VERSION, HEADER, _pid_namespace(), os.getpid()), 0)
     except BaseException:
         os.close(fd)
@@ -476,9 +494,9 @@ def _share(a: Any, name: Optional[str] = None) -> SharedArray:
 class SegmentWriter:
     """A new segment the parser fills directly; grows and shrinks without copying."""
 
-    def __init__(self, nbytes: int, name: Optional[str] = None) -> None:
+    def __init__(self, nbytes: int, name: Optional[str] = None, reserve: bool = True) -> None:
         self.size = HEADER + nbytes
-        self.name, self.fd = _create_segment(self.size, name)
+        self.name, self.fd = _create_segment(self.size, name, reserve)
         try:
             self.mm: Optional[mmap.mmap] = mmap.mmap(self.fd, self.size)
         except BaseException:

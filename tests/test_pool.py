@@ -1,0 +1,399 @@
+"""Loader processes: imap / load_many, one file split across processes, and faults.
+The autouse fixture in conftest.py checks /dev/shm after every test."""
+import gzip
+import io
+import logging
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import shmparse
+from shmparse import pool, shm
+from shmparse._sample import SEED_DTYPE, write_seed_file
+
+pytestmark = pytest.mark.skipif(not os.path.isdir(shm.SHM_DIR), reason="needs /dev/shm (POSIX)")
+
+
+def _mine():
+    """shmparse segments named after this process."""
+    return [n for n, pid, _ in shm.list_segments() if pid == os.getpid()]
+
+
+@pytest.fixture(scope="module")
+def loader():
+    with shmparse.Loader(2, start_method="fork") as ld:
+        yield ld
+    assert not ld._pool
+
+
+@pytest.fixture(scope="module")
+def seed_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("seed")
+    paths = []
+    for i, rows in enumerate([3000, 20, 5000, 1, 800]):
+        p = d / f"f{i}.tsv"
+        write_seed_file(str(p), rows, seed=i)
+        paths.append(str(p))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def big_text():
+    """~1.8 MB of seed rows with comments, blank lines, CRLF and lone CR spread through."""
+    buf = io.StringIO()
+    rng = np.random.default_rng(7)
+    for i in range(60_000):
+        r = rng.random()
+        if r < 0.01:
+            buf.write("# a comment line\n")
+        elif r < 0.02:
+            buf.write("\n")
+        end = "\r\n" if r > 0.995 else ("\r" if 0.99 < r <= 0.991 else "\n")
+        buf.write(f"chr{i % 23}\t{i * 7}\t{i / 3:.3f}\t{i % 97}\t{i % 89}{end}")
+    return buf.getvalue()
+
+
+def _write(tmp_path, text, name="big.tsv"):
+    p = tmp_path / name
+    p.write_bytes(text.encode())
+    return str(p)
+
+
+# -- one file across processes -----------------------------------------------------------
+@pytest.mark.parametrize("kw", [
+    dict(dtype=SEED_DTYPE, delimiter="\t"),
+    dict(dtype=SEED_DTYPE, delimiter="\t", skiprows=12345),
+    dict(dtype="f8", delimiter="\t", usecols=(1, 2, 4)),
+    dict(dtype="i8", delimiter="\t", usecols=1, ndmin=2),
+    dict(dtype=SEED_DTYPE, delimiter="\t", comments=None, skiprows=3),   # '#' lines then fail
+])
+def test_split_equals_serial_and_numpy(loader, big_text, tmp_path, kw):
+    path = _write(tmp_path, big_text.rstrip("\n") if "usecols" in kw else big_text)
+    try:
+        ref = np.loadtxt(path, **kw)
+    except ValueError as e:
+        with pytest.raises(ValueError) as serial:
+            shmparse.loadtxt(path, workers=1, **kw)
+        with pytest.raises(ValueError) as split:
+            loader.loadtxt(path, **kw)
+        assert str(split.value) == str(serial.value) and str(e) in str(split.value)
+        return
+    one = shmparse.loadtxt(path, workers=1, **kw)
+    got = loader.loadtxt(path, **kw)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    assert got.tobytes() == ref.tobytes() == one.tobytes()
+    with loader.loadtxt(path, shared=True, **kw) as sa:
+        assert sa.owner and sa.array.tobytes() == ref.tobytes()
+
+
+def test_split_really_splits_and_uses_one_segment(loader, big_text, tmp_path, monkeypatch):
+    path = _write(tmp_path, big_text)
+    seen = []
+    real = pool.Loader._run_all
+    monkeypatch.setattr(pool.Loader, "_run_all",
+                        lambda self, tasks: (seen.append(tasks), real(self, tasks))[1])
+    got = loader.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t")
+    tasks = seen[0]
+    assert len(tasks) == 2 and all(t.kind == "range" for t in tasks)
+    outs = [t.args[5] for t in tasks]
+    assert outs[0].name == outs[1].name, "both workers write into one segment"
+    assert outs[1].offset == outs[0].offset + outs[0].size, "side by side"
+    assert got.base is not None and not got.flags.owndata   # a view of that segment
+    assert got.tobytes() == np.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t").tobytes()
+
+
+def test_shmparse_loadtxt_workers_argument(big_text, tmp_path):
+    path = _write(tmp_path, big_text)
+    ref = np.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t")
+    before = set(mp.active_children())
+    assert shmparse.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t", workers=3).tobytes() == \
+        ref.tobytes()
+    with pytest.raises(ValueError, match="workers"):
+        shmparse.loadtxt(path, workers=0)
+    assert set(mp.active_children()) == before, "the temporary pool is gone"
+
+
+def test_split_error_reports_the_serial_line_and_row(loader, big_text, tmp_path):
+    lines = big_text.splitlines(True)
+    late = len(lines) * 3 // 4
+    lines[late] = "chrX\tNOPE\t1\t2\t3\n"
+    lines[late + 10] = "chrX\tWORSE\t1\t2\t3\n"
+    path = _write(tmp_path, "".join(lines))
+    with pytest.raises(shmparse.ParseError) as serial:
+        shmparse.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t", workers=1)
+    with pytest.raises(shmparse.ParseError) as split:
+        loader.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t")
+    assert str(split.value) == str(serial.value)
+    assert split.value.line == serial.value.line == big_text[:0].count("\n") + late + 1
+    assert (split.value.row, split.value.column, split.value.text) == \
+        (serial.value.row, 2, "NOPE")
+    numbers = "1\t2\t3\n" * 200_000 + "4\t5\n" + "6\t7\t8\n" * 1000
+    ncols = _write(tmp_path, numbers, "ncols.tsv")
+    with pytest.raises(ValueError) as serial:
+        shmparse.loadtxt(ncols, delimiter="\t", workers=1)
+    with pytest.raises(ValueError, match="number of columns changed from 3 to 2 at row 200001") \
+            as split:
+        loader.loadtxt(ncols, delimiter="\t")
+    assert str(split.value) == str(serial.value)
+
+
+def test_split_decode_error_matches_serial(loader, big_text, tmp_path):
+    data = big_text.encode()
+    cut = len(data) * 2 // 3
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(data[:cut] + b"\xff" + data[cut:])
+    with pytest.raises(UnicodeDecodeError) as serial:
+        shmparse.loadtxt(str(path), dtype=SEED_DTYPE, delimiter="\t", encoding="utf-8", workers=1)
+    with pytest.raises(UnicodeDecodeError) as split:
+        loader.loadtxt(str(path), dtype=SEED_DTYPE, delimiter="\t", encoding="utf-8")
+    assert str(split.value) == str(serial.value)
+
+
+@pytest.mark.filterwarnings("ignore:Input line .* contained no data:UserWarning")
+@pytest.mark.parametrize("case", ["quotechar", "max_rows", "gz", "multi-comment", "small"])
+def test_unsafe_splits_fall_back_to_one_process_and_say_so(loader, big_text, tmp_path, caplog,
+                                                           case):
+    path = _write(tmp_path, big_text)
+    kw = dict(dtype=SEED_DTYPE, delimiter="\t")
+    if case == "quotechar":
+        kw["quotechar"] = '"'
+    elif case == "max_rows":
+        kw["max_rows"] = 30_000
+    elif case == "gz":
+        with gzip.open(path + ".gz", "wb") as f:
+            f.write(big_text.encode())
+        path += ".gz"
+    elif case == "multi-comment":
+        kw["comments"] = ["#", "//"]
+    else:
+        path = _write(tmp_path, big_text[:5000].rsplit("\n", 1)[0] + "\n", "small.tsv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # numpy's empty-line notice with max_rows
+        ref = np.loadtxt(path, **kw)
+    with caplog.at_level(logging.DEBUG, logger="shmparse"):
+        got = loader.loadtxt(path, **kw)
+    assert got.tobytes() == ref.tobytes()
+    assert any("not split across workers" in r.getMessage() for r in caplog.records)
+
+
+# -- many files ------------------------------------------------------------------------------
+def test_load_many_in_input_order(seed_files):
+    got = shmparse.load_many(seed_files, workers=2, dtype=SEED_DTYPE, delimiter="\t")
+    assert [p for p, _ in got] == seed_files
+    for p, sa in got:
+        assert sa.owner
+        assert sa.array.tobytes() == np.loadtxt(p, dtype=SEED_DTYPE, delimiter="\t").tobytes()
+        sa.close()
+
+
+def test_imap_completion_and_input_order(loader, seed_files):
+    done = {p: sa for p, sa in loader.imap(seed_files, dtype=SEED_DTYPE, delimiter="\t")}
+    assert sorted(done) == sorted(seed_files)
+    for sa in done.values():
+        sa.close()
+    order = [p for p, sa in loader.imap(seed_files, ordered=True, dtype=SEED_DTYPE,
+                                        delimiter="\t")]
+    assert order == seed_files
+
+
+def test_imap_keeps_at_most_max_inflight_arrays(seed_files):
+    files = seed_files * 4
+    peak = 0
+    with shmparse.Loader(2, start_method="fork", max_inflight=2) as ld:
+        for _, sa in ld.imap(files, dtype=SEED_DTYPE, delimiter="\t"):
+            time.sleep(0.02)              # a consumer slower than the parsers
+            peak = max(peak, len(_mine()))
+            sa.close()
+    assert 1 <= peak <= 3, f"{peak} segments alive (2 in flight + the one being consumed)"
+
+
+def test_imap_rejects_options_it_cannot_honour(loader, seed_files):
+    for kw in (dict(out=None), dict(shared=True), dict(workers=2), dict(bogus=1)):
+        with pytest.raises(TypeError):
+            loader.imap(seed_files, **kw)
+    with pytest.raises(ValueError, match="unpack"):
+        loader.imap(seed_files, unpack=True)
+
+
+def test_worker_warnings_reach_the_parent(loader, tmp_path):
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("# nothing here\n")
+    with pytest.warns(UserWarning, match="input contained no data"):
+        [(p, sa)] = list(loader.imap([str(empty)]))
+    assert sa.shape == (0,)
+    sa.close()
+
+
+def test_leaving_imap_early_cleans_up(loader, seed_files):
+    it = loader.imap(seed_files * 3, dtype=SEED_DTYPE, delimiter="\t")
+    p, sa = next(it)
+    it.close()              # the consumer breaks out of its loop
+    sa.close()
+    assert _mine() == []
+    assert all(w.task is None for w in loader._pool)
+    again = loader.load_many(seed_files[:2], dtype=SEED_DTYPE, delimiter="\t")
+    assert len(again) == 2
+    for _, sa in again:
+        sa.close()
+
+
+# -- faults ----------------------------------------------------------------------------------
+def test_parse_error_in_a_worker_is_the_same_parse_error(loader, seed_files, tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("chr1\t1\t0.5\t1\t1\nchr1\tx\t0.5\t1\t1\n")
+    with pytest.raises(shmparse.ParseError) as info:
+        for _, sa in loader.imap([seed_files[0], str(bad), seed_files[2]], ordered=True,
+                                 dtype=SEED_DTYPE, delimiter="\t"):
+            sa.close()
+    e = info.value
+    assert (e.source, e.line, e.column, e.text) == (str(bad), 2, 2, "x")
+    assert f"[{bad}, line 2]" in str(e)
+    assert _mine() == []
+    again = loader.load_many(seed_files, dtype=SEED_DTYPE, delimiter="\t")
+    assert len(again) == len(seed_files)
+    for _, sa in again:
+        sa.close()
+
+
+def _reaped(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "X"
+    except FileNotFoundError:
+        return True
+
+
+def test_killed_worker_raises_worker_crashed_and_is_replaced(loader, seed_files, tmp_path):
+    fifo = tmp_path / "stuck.tsv"
+    os.mkfifo(fifo)                     # a worker opening it blocks: mid-parse, for sure
+    it = loader.imap([str(fifo)], dtype=SEED_DTYPE, delimiter="\t")
+    victim = {}
+
+    def kill_when_busy():
+        for _ in range(500):
+            busy = [w for w in loader._pool if w.task is not None]
+            if busy:
+                victim["pid"] = busy[0].proc.pid
+                time.sleep(0.05)
+                os.kill(victim["pid"], signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    import threading
+    t = threading.Thread(target=kill_when_busy)
+    t.start()
+    with pytest.raises(shmparse.WorkerCrashedError) as info:
+        next(it)
+    t.join()
+    e = info.value
+    assert e.path == str(fifo) and e.pid == victim["pid"] and e.replaced
+    assert e.exitcode == -signal.SIGKILL and "SIGKILL" in str(e) and "stuck.tsv" in str(e)
+    assert _reaped(victim["pid"]), "no zombie"
+    assert len(loader._pool) == 2 and all(w.proc.is_alive() for w in loader._pool)
+    assert _mine() == []
+    got = loader.load_many(seed_files[:3], dtype=SEED_DTYPE, delimiter="\t")
+    assert [p for p, _ in got] == seed_files[:3]
+    for _, sa in got:
+        sa.close()
+
+
+def test_worker_killed_during_a_split_parse(big_text, tmp_path, monkeypatch):
+    path = _write(tmp_path, big_text)
+    real = pool._range_task
+
+    def dies_on_the_second_range(*args):
+        if args[1] > 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args)
+
+    monkeypatch.setattr(pool, "_range_task", dies_on_the_second_range)   # inherited by fork
+    with shmparse.Loader(2, start_method="fork") as ld:
+        pids = [w.proc.pid for w in ld._pool]
+        with pytest.raises(shmparse.WorkerCrashedError) as info:
+            ld.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t")
+        assert info.value.path == path and info.value.replaced
+        assert sum(_reaped(p) for p in pids) == 1
+        assert _mine() == []
+    assert all(_reaped(p) for p in pids)
+
+
+def test_worker_died_while_idle_is_replaced_quietly(seed_files):
+    with shmparse.Loader(2, start_method="fork") as ld:
+        os.kill(ld._pool[0].proc.pid, signal.SIGKILL)
+        ld._pool[0].proc.join()
+        got = ld.load_many(seed_files, dtype=SEED_DTYPE, delimiter="\t")
+        assert len(got) == len(seed_files) and ld.replaced == 1
+        for _, sa in got:
+            sa.close()
+
+
+CTRL_C = textwrap.dedent("""
+    import os, sys, time, shmparse
+    if __name__ == "__main__":
+        fifos = sys.argv[1:]
+        with shmparse.Loader(2, start_method=os.environ["METHOD"]) as ld:
+            print(" ".join(str(w.proc.pid) for w in ld._pool), flush=True)
+            try:
+                for _ in ld.imap(fifos):
+                    pass
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+                raise
+""")
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_ctrl_c_stops_the_workers_promptly(tmp_path, method):
+    fifos = []
+    for i in range(2):
+        f = tmp_path / f"f{i}"
+        os.mkfifo(f)
+        fifos.append(str(f))
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C)
+    proc = subprocess.Popen([sys.executable, str(script)] + fifos, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, METHOD=method),
+                            start_new_session=True)
+    pids = [int(x) for x in proc.stdout.readline().split()]
+    time.sleep(3 if method != "fork" else 0.5)   # both workers blocked opening their FIFO
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)     # what a terminal's Ctrl-C does: the whole group
+    out, err = proc.communicate(timeout=30)
+    elapsed = time.monotonic() - t0
+    assert "interrupted" in out and "KeyboardInterrupt" in err
+    assert elapsed < 5, f"took {elapsed:.1f} s to stop"
+    for pid in pids:
+        assert _reaped(pid), f"worker {pid} still there"
+    assert not [n for n, pid, _ in shm.list_segments() if pid == proc.pid]
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_other_start_methods(method, seed_files, big_text, tmp_path):
+    path = _write(tmp_path, big_text)
+    with shmparse.Loader(2, start_method=method) as ld:
+        got = ld.load_many(seed_files[:2], dtype=SEED_DTYPE, delimiter="\t")
+        assert [p for p, _ in got] == seed_files[:2]
+        assert ld.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t").tobytes() == \
+            np.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t").tobytes()
+        for _, sa in got:
+            sa.close()
+
+
+def test_loader_close_leaves_no_process(seed_files):
+    ld = shmparse.Loader(2, start_method="fork")
+    procs = [w.proc for w in ld._pool]
+    ld.close()
+    ld.close()
+    assert all(p.exitcode is not None for p in procs)
+    with pytest.raises(ValueError, match="closed"):
+        ld.load_many(seed_files)
+    with pytest.raises(ValueError, match="workers"):
+        shmparse.Loader(0)
