@@ -991,26 +991,73 @@ void sp_result_clear(sp_result *r)
     r->err_text_len = 0;
 }
 
-int64_t sp_count_lines(const sp_byte *buf, int64_t len, int lines)
+/* Sum of the 8 byte lanes of x (each <= 255). */
+SP_INLINE int64_t sp_lane_sum(uint64_t x)
 {
-    int64_t n = 1;
-    const sp_byte *p = buf, *end = buf + len;
-    while (p < end) {
-        const sp_byte *q = (const sp_byte *)memchr(p, '\n', (size_t)(end - p));
-        if (!q) break;
-        n++;
-        p = q + 1;
-    }
-    if (lines == SP_LINES_UNIVERSAL || lines == SP_LINES_UNIVSEG) {
-        p = buf;
-        while (p < end) {
-            const sp_byte *q = (const sp_byte *)memchr(p, '\r', (size_t)(end - p));
-            if (!q) break;
-            if (!(q + 1 < end && q[1] == '\n')) n++;
-            p = q + 1;
+    const uint64_t m16 = UINT64_C(0x00FF00FF00FF00FF);
+    uint64_t pairs = (x & m16) + ((x >> 8) & m16);            /* four 16-bit lanes <= 510 */
+    return (int64_t)((pairs * UINT64_C(0x0001000100010001)) >> 48);
+}
+
+/* High bit set in each byte of w equal to the byte in pat (exact, no false positives). */
+SP_INLINE uint64_t sp_eq_bytes(uint64_t w, uint64_t pat)
+{
+    const uint64_t low7 = UINT64_C(0x7F7F7F7F7F7F7F7F);
+    uint64_t t = w ^ pat;
+    return ~(((t & low7) + low7) | t | low7);
+}
+
+int64_t sp_scan_text(const sp_byte *buf, int64_t len, int lines, int validate, int64_t *invalid)
+{
+    const int cr_ends = (lines == SP_LINES_UNIVERSAL || lines == SP_LINES_UNIVSEG);
+    int64_t n = 1, i = 0, first_high = -1;
+    /* one pass, 8 bytes at a time: count \n, look for \r (rare) and for bytes >= 0x80.
+     * \n matches are summed per byte lane (no popcount instruction needed), folded
+     * into n every 255 words before a lane can overflow. */
+    uint64_t lanes = 0;
+    int pending = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, buf + i, 8);
+        lanes += sp_eq_bytes(w, SP_ONES * '\n') >> 7;
+        if (++pending == 255) {
+            n += sp_lane_sum(lanes);
+            lanes = 0;
+            pending = 0;
         }
+        if (cr_ends) {
+            uint64_t cr = sp_eq_bytes(w, SP_ONES * '\r');
+            while (cr) {
+                int64_t k = i + (__builtin_ctzll(cr) >> 3);
+                if (!(k + 1 < len && buf[k + 1] == '\n')) n++;
+                cr &= cr - 1;
+            }
+        }
+        if (first_high < 0 && (w & SP_HIGHS)) first_high = i;
+    }
+    n += sp_lane_sum(lanes);
+    for (; i < len; i++) {
+        if (buf[i] == '\n') n++;
+        else if (cr_ends && buf[i] == '\r' && !(i + 1 < len && buf[i + 1] == '\n')) n++;
+        if (first_high < 0 && buf[i] >= 0x80) first_high = i;
+    }
+    if (invalid != NULL) {
+        /* every byte before first_high is ASCII, so a character starts there */
+        int64_t bad = -1;
+        if (validate == 1 && first_high >= 0) {
+            bad = sp_utf8_invalid(buf + first_high, len - first_high);
+        }
+        else if (validate == 2 && first_high >= 0) {
+            bad = sp_ascii_invalid(buf + first_high, len - first_high);
+        }
+        *invalid = bad < 0 ? -1 : first_high + bad;
     }
     return n;
+}
+
+int64_t sp_count_lines(const sp_byte *buf, int64_t len, int lines)
+{
+    return sp_scan_text(buf, len, lines, 0, NULL);
 }
 
 int64_t sp_ascii_invalid(const sp_byte *buf, int64_t len)

@@ -104,6 +104,10 @@ void sp_result_clear(sp_result *r);
 /* Upper bound on the number of lines (= rows) in buf under the given mode. */
 int64_t sp_count_lines(const sp_byte *buf, int64_t len, int lines);
 
+/* sp_count_lines in the same pass as a check of the bytes: validate 0 none,
+ * 1 utf-8, 2 ascii; *invalid gets the offset of the first bad byte or -1. */
+int64_t sp_scan_text(const sp_byte *buf, int64_t len, int lines, int validate, int64_t *invalid);
+
 /* Offset of the first byte that is not valid UTF-8 (strict, as Python's codec), or -1. */
 int64_t sp_utf8_invalid(const sp_byte *buf, int64_t len);
 /* Offset of the first byte >= 0x80, or -1. */

@@ -55,9 +55,7 @@ typedef struct {
 static void *sp_scanjob_run(void *arg)
 {
     sp_scanjob *j = (sp_scanjob *)arg;
-    j->nlines = sp_count_lines(j->buf, j->len, j->lines) - 1;   /* terminators */
-    j->invalid = j->validate == 1 ? sp_utf8_invalid(j->buf, j->len)
-               : j->validate == 2 ? sp_ascii_invalid(j->buf, j->len) : -1;
+    j->nlines = sp_scan_text(j->buf, j->len, j->lines, j->validate, &j->invalid) - 1;
     return NULL;
 }
 
