@@ -132,17 +132,17 @@ def main():
     sizes = sum(os.path.getsize(f) for f in files) / 1e6
     print(f"8 files x 1M rows: {sizes:.1f} MB of text; one file of 4M rows: "
           f"{os.path.getsize(big) / 1e6:.1f} MB; workers={args.workers}; median of {args.repeat}")
-    times = {}
-    for mode in ["seed", "many", "imap", "split1", "split", "splitwarm"]:
-        runs = []
-        for _ in range(args.repeat):
+    modes = ["seed", "many", "imap", "split1", "split", "splitwarm"]
+    runs = {m: [] for m in modes}
+    for _ in range(args.repeat):          # interleaved: slow drifts of a shared machine hit all
+        for mode in modes:
             out = subprocess.run([sys.executable, __file__, "--data", args.data, "--workers",
                                   str(args.workers), "--mode", mode],
                                  capture_output=True, text=True, check=True).stdout
-            runs.append(float(out.split()[1]))
-        times[mode] = statistics.median(runs)
-        print(f"  {mode:10s} {times[mode]:7.3f} s   (runs: {', '.join(f'{r:.3f}' for r in runs)})",
-              flush=True)
+            runs[mode].append(float(out.split()[1]))
+    times = {m: statistics.median(r) for m, r in runs.items()}
+    for mode in modes:
+        print(f"  {mode:10s} {times[mode]:7.3f} s   (runs: {', '.join(f'{r:.3f}' for r in runs[mode])})")
     print(f"load_many vs seed recipe: {times['seed'] / times['many']:.2f}x; "
           f"imap(max_inflight=2) vs seed: {times['seed'] / times['imap']:.2f}x")
     print(f"one file, workers={args.workers} vs workers=1: {times['split1'] / times['split']:.2f}x "
