@@ -41,8 +41,6 @@ __all__ = ["Loader", "load_many"]
 
 log = logging.getLogger("shmparse")
 
-_LOADTXT_ARGS = ("dtype", "comments", "delimiter", "converters", "skiprows", "usecols", "unpack",
-                 "ndmin", "encoding", "max_rows")
 _LOADTXT_DEFAULTS: Dict[str, Any] = dict(dtype=float, comments="#", delimiter=None,
                                          converters=None, skiprows=0, usecols=None, unpack=False,
                                          ndmin=0, encoding=None, max_rows=None, quotechar=None,
@@ -435,30 +433,28 @@ class Loader:
             log.debug("shmparse: %s is parsed in one process, not split across workers: %s",
                       text.name, reason)
             return None
-        buf = text.buf
-        size = len(memoryview(buf))
-        threads = _threads_for(job.threads, size)
         kw = job.kwargs(text.enc)
         kw.update(lines=text.lines, translate_cr=text.translate_cr, skiplines=job.skiprows,
                   max_rows=-1, warn_empty=False)
         # the column count, from the first row (as a serial parse finds it)
         ncols = job.fixed_ncols
         if ncols is None:
-            probe = _core.parse(buf, probe=True, **kw)
+            probe = _core.parse(text.buf, probe=True, **kw)
             if probe["status"] != _core.OK or probe["first_nfields"] < 0:
                 log.debug("shmparse: %s: no first row to split by; parsed in one process",
                           text.name)
                 return None
             ncols = probe["first_nfields"]
         try:
-            return self._split_run(job, text, dest, kw, ncols, threads)
+            return self._split_run(job, text, dest, kw, ncols)
         finally:
             text.close()
 
-    def _split_run(self, job: _Job, text: Text, dest: _ShmDest, kw: Dict[str, Any], ncols: int,
-                   threads: int) -> int:
+    def _split_run(self, job: _Job, text: Text, dest: _ShmDest, kw: Dict[str, Any],
+                   ncols: int) -> int:
         buf = text.buf
         size = len(memoryview(buf))
+        threads = _threads_for(job.threads, size)   # for the pre-pass, in this process
         # ranges, starting after skiprows, cut at line starts
         start = _core.skip_lines(buf, job.skiprows)
         n = max(1, min(self.workers, (size - start) // (_MIN_SPLIT // 2) or 1))
@@ -511,7 +507,7 @@ class Loader:
         first = 0
         whole = dest.view(0)
         try:
-            for i, (res, bound, count) in enumerate(zip(replies, bounds, counts)):
+            for res, bound, count in zip(replies, bounds, counts):
                 job.note(res, rows)
                 if res["status"] != _core.OK:
                     if res["status"] in (_core.ERR_CONVERT, _core.ERR_TRUNCATE, _core.ERR_NCOLS,
