@@ -652,6 +652,50 @@ row_done:
 }
 
 /*
+ * Fast path integer: an optional sign and 1..7 digits ending inside one 8-byte
+ * load, so the terminating byte comes out of the same load (*term) and the next
+ * field's position does not wait for another one.  -1: not that simple (more
+ * digits, no digit, out of range, near the end of the input): the caller uses
+ * sp_fused_int, which handles the rest.
+ */
+SP_INLINE int64_t sp_quick_int(const sp_byte *b, int64_t len, int64_t p, const sp_colspec *cs,
+                               sp_byte *dst, sp_byte *term)
+{
+    if (p + 16 > len) return -1;
+    uint64_t w0, w1;
+    memcpy(&w0, b + p, 8);
+    memcpy(&w1, b + p + 8, 8);
+    const sp_byte c0 = (sp_byte)w0;                 /* little-endian: the first byte */
+    const int neg = (c0 == '-');
+    const int sg = neg | (c0 == '+');
+    const uint64_t w = sg ? ((w0 >> 8) | (w1 << 56)) : w0;
+    uint64_t x = w ^ UINT64_C(0x3030303030303030);
+    const uint64_t nd = ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;
+    if (nd == 0) return -1;                          /* 8 or more digits */
+    const int n = (int)(__builtin_ctzll(nd) >> 3);
+    if (n == 0) return -1;
+    *term = (sp_byte)(w >> (8 * n));
+    x <<= 8 * (8 - n);
+    x = (x * 10u + (x >> 8)) & UINT64_C(0x00FF00FF00FF00FF);
+    x = (x * 100u + (x >> 16)) & UINT64_C(0x0000FFFF0000FFFF);
+    x = (x * 10000u + (x >> 32)) & UINT64_C(0x00000000FFFFFFFF);
+    if (cs->kind == SP_KIND_UINT) {
+        if (neg || x > cs->umax) return -1;
+        sp_store_int(dst, cs->size, cs->swap, x);
+        return p + sg + n;
+    }
+    const int64_t v = neg ? -(int64_t)x : (int64_t)x;
+    if (v < cs->imin || v > cs->imax) return -1;
+    if (cs->kind == SP_KIND_BOOL) {
+        *dst = (sp_byte)(v != 0);
+    }
+    else {
+        sp_store_int(dst, cs->size, cs->swap, (uint64_t)v);
+    }
+    return p + sg + n;
+}
+
+/*
  * Fast path for one row of a plain delimited table: every column converts
  * while it is scanned, each field ends exactly at the delimiter (the last one
  * at a line end or the end of the input).  Anything else (an empty line, a
@@ -660,7 +704,8 @@ row_done:
  * parsed again by sp_row, which gives numpy's result or error.  On success
  * returns the offset of the next row and sets *eof when the input ended.
  */
-static int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, int *eof)
+static int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint8_t *quick,
+                           int *eof)
 {
     const sp_options *const o = g->o;
     const sp_byte *const b = g->b;
@@ -678,6 +723,19 @@ static int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, int *eo
             q = sp_fused_float(b, len, p, len, cs, rowp + cs->offset);
         }
         else if (cs->kind <= SP_KIND_BOOL) {
+            sp_byte t;
+            q = quick[i] ? sp_quick_int(b, len, p, cs, rowp + cs->offset, &t) : -1;
+            if (q >= 0) {
+                if (i != last) {
+                    if (t != delim) return -1;
+                    p = q + 1;
+                    continue;
+                }
+                if (t == '\n') return q + 1;
+                if (t != '\r') return -1;
+                return (b[q + 1] == '\n') ? q + 2 : q + 1;   /* q + 16 <= len held */
+            }
+            quick[i] = 0;   /* long numbers in this column: stop trying the quick way */
             q = sp_fused_int(b, len, p, len, cs, rowp + cs->offset);
         }
         else {   /* SP_KIND_BYTES (sp_parse checked) */
@@ -852,6 +910,12 @@ int sp_parse(const sp_options *o, sp_result *r)
                 k == SP_KIND_BYTES);
     }
     int64_t fast_tries = 0, fast_misses = 0;
+    uint8_t *fast_quick = NULL;   /* per column: try sp_quick_int */
+    if (fast) {
+        fast_quick = (uint8_t *)malloc((size_t)o->ncols);
+        fast = (fast_quick != NULL);
+        if (fast) memset(fast_quick, 1, (size_t)o->ncols);
+    }
 
     int st = SP_OK;
     sp_cursor cur = {0, 0, 0, 0, 0};
@@ -872,7 +936,8 @@ int sp_parse(const sp_options *o, sp_result *r)
         }
         if (fast && row_count < o->capacity) {
             int eof = 0;
-            int64_t next = sp_row_fast(&g, cur.pos, o->dest + row_count * o->row_size, &eof);
+            int64_t next = sp_row_fast(&g, cur.pos, o->dest + row_count * o->row_size,
+                                       fast_quick, &eof);
             fast_tries++;
             if (next >= 0) {
                 cur.pos = next;
@@ -981,6 +1046,7 @@ done:
     free(g.fsc);
     free(g.fdone);
     free(g.scratch);
+    free(fast_quick);
     return st;
 }
 

@@ -171,7 +171,7 @@ def test_random_bytes_same_outcome_or_clear_error(tmp_path, trial):
             assert isinstance(s, type(n)) and str(s).startswith(str(n)), (data, kw, n, s)
 
 
-def test_whole_row_fast_path_mixed_with_general_rows():
+def test_whole_row_fast_path_mixed_with_general_rows(tmp_path):
     """Rows the fast path takes (plain delimited numbers and strings) interleaved with rows it
     must hand to the general parser: comments, blank lines, spaces around numbers, CRLF and
     lone CR, values the fused converters refuse, non-ASCII text, a missing final newline."""
@@ -199,15 +199,54 @@ def test_whole_row_fast_path_mixed_with_general_rows():
         text = "".join(lines)
         if rng.random() < 0.5:
             text = text.rstrip("\r\n")
+        path = tmp_path / f"t{trial}.csv"       # a path: universal newlines, the fast path
+        path.write_bytes(text.encode())
         outcome = []
         for loader in (np.loadtxt, shmparse.loadtxt):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    outcome.append(("ok", loader(io.StringIO(text), dtype=dt, delimiter=",")
-                                    .tobytes()))
+                    outcome.append(("ok", loader(path, dtype=dt, delimiter=",",
+                                                 encoding="utf-8").tobytes()))
             except ValueError as e:
                 outcome.append(("err", str(e).split(" [")[0][:80]))
         assert outcome[0] == outcome[1], (trial, text)
         kinds.append(outcome[0][0])
     assert 10 <= kinds.count("ok") <= 30, kinds   # both outcomes are exercised
+
+
+def test_fast_path_short_integers_against_numpy(tmp_path):
+    """Short integers (the quick 8-byte path) with signs, leading zeros, values at the range
+    limits, CR/CRLF line ends right after a number, rows near the end of the input, and now
+    and then a cell the quick path must hand on (long, fractional, spaced, out of range)."""
+    rng = np.random.default_rng(77)
+    dt = np.dtype([("a", "<i2"), ("b", "<u1"), ("c", "?"), ("d", ">i4"), ("e", "<i8")])
+    odd = ["99999999", "1.5", " 7", "7 ", "-", "+", "", "256", "-1", "32768", "1e3", "0x1",
+           "-0", "+0", "00000001"]
+    kinds = []
+    for trial in range(60):
+        rows = []
+        for _ in range(int(rng.integers(1, 40))):
+            cells = [str(int(rng.integers(-32768, 32768))), str(int(rng.integers(0, 256))),
+                     str(int(rng.integers(0, 2))), f"{int(rng.integers(-9999999, 9999999)):+d}",
+                     str(int(rng.integers(-999, 999))).zfill(int(rng.integers(1, 6)))]
+            if rng.random() < 0.01:
+                cells[int(rng.integers(0, 5))] = odd[int(rng.integers(0, len(odd)))]
+            rows.append(",".join(cells) + ["\n", "\r\n", "\r"][int(rng.choice(3, p=[.8, .1, .1]))])
+        text = "".join(rows)
+        if rng.random() < 0.5:
+            text = text.rstrip("\r\n")
+        path = tmp_path / f"t{trial}.csv"       # a path: universal newlines, the fast path
+        path.write_bytes(text.encode())
+        outcome = []
+        for loader in (np.loadtxt, shmparse.loadtxt):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    outcome.append(("ok", loader(path, dtype=dt, delimiter=",",
+                                                 encoding="utf-8").tobytes()))
+            except (ValueError, OverflowError) as e:
+                outcome.append(("err", str(e).split(" [")[0][:80]))
+        assert outcome[0] == outcome[1], (trial, text)
+        kinds.append(outcome[0][0])
+    assert 20 <= kinds.count("ok") <= 58, kinds
