@@ -651,6 +651,23 @@ row_done:
     return SP_OK;
 }
 
+/* Value of the n (1..8) digit bytes at the low end of x = word ^ 0x30..30. */
+SP_INLINE uint64_t sp_digits_value(uint64_t x, int n)
+{
+    x <<= 8 * (8 - n);
+    x = (x * 10u + (x >> 8)) & UINT64_C(0x00FF00FF00FF00FF);
+    x = (x * 100u + (x >> 16)) & UINT64_C(0x0000FFFF0000FFFF);
+    x = (x * 10000u + (x >> 32)) & UINT64_C(0x00000000FFFFFFFF);
+    return x;
+}
+
+/* Leading digit bytes of x = word ^ 0x30..30: 0..7, or 8 when all eight are digits. */
+SP_INLINE int sp_digit_run(uint64_t x)
+{
+    const uint64_t nd = ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;
+    return nd ? (int)(__builtin_ctzll(nd) >> 3) : 8;
+}
+
 /*
  * Fast path integer: an optional sign and 1..7 digits ending inside one 8-byte
  * load, so the terminating byte comes out of the same load (*term) and the next
@@ -669,16 +686,10 @@ SP_INLINE int64_t sp_quick_int(const sp_byte *b, int64_t len, int64_t p, const s
     const int neg = (c0 == '-');
     const int sg = neg | (c0 == '+');
     const uint64_t w = sg ? ((w0 >> 8) | (w1 << 56)) : w0;
-    uint64_t x = w ^ UINT64_C(0x3030303030303030);
-    const uint64_t nd = ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;
-    if (nd == 0) return -1;                          /* 8 or more digits */
-    const int n = (int)(__builtin_ctzll(nd) >> 3);
-    if (n == 0) return -1;
+    const int n = sp_digit_run(w ^ UINT64_C(0x3030303030303030));
+    if (n == 0 || n == 8) return -1;                 /* no digit, or 8 and more */
     *term = (sp_byte)(w >> (8 * n));
-    x <<= 8 * (8 - n);
-    x = (x * 10u + (x >> 8)) & UINT64_C(0x00FF00FF00FF00FF);
-    x = (x * 100u + (x >> 16)) & UINT64_C(0x0000FFFF0000FFFF);
-    x = (x * 10000u + (x >> 32)) & UINT64_C(0x00000000FFFFFFFF);
+    const uint64_t x = sp_digits_value(w ^ UINT64_C(0x3030303030303030), n);
     if (cs->kind == SP_KIND_UINT) {
         if (neg || x > cs->umax) return -1;
         sp_store_int(dst, cs->size, cs->swap, x);
@@ -693,6 +704,64 @@ SP_INLINE int64_t sp_quick_int(const sp_byte *b, int64_t len, int64_t p, const s
         sp_store_int(dst, cs->size, cs->swap, (uint64_t)v);
     }
     return p + sg + n;
+}
+
+/*
+ * Fast path float: [sign] up to 7 digits [. up to 7 digits], no exponent, read
+ * from two loads; the terminating byte comes back in *term.  Accepts exactly
+ * what sp_fused_float accepts for that syntax and gives the same bits
+ * (m < 2^53 and at most 7 fraction digits: one exact division).  -1 otherwise.
+ */
+SP_INLINE int64_t sp_quick_float(const sp_byte *b, int64_t len, int64_t p, const sp_colspec *cs,
+                                 sp_byte *dst, sp_byte *term)
+{
+    if (p + 24 > len) return -1;
+    uint64_t w0, w1;
+    memcpy(&w0, b + p, 8);
+    memcpy(&w1, b + p + 8, 8);
+    const sp_byte c0 = (sp_byte)w0;
+    const int neg = (c0 == '-');
+    const int sg = neg | (c0 == '+');
+    const uint64_t w = sg ? ((w0 >> 8) | (w1 << 56)) : w0;
+    const uint64_t x = w ^ UINT64_C(0x3030303030303030);
+    const int n1 = sp_digit_run(x);
+    if (n1 == 8) return -1;
+    uint64_t m = n1 ? sp_digits_value(x, n1) : 0;
+    int64_t q = p + sg + n1;
+    sp_byte t = (sp_byte)(w >> (8 * n1));
+    int n2 = 0;
+    if (t == '.') {
+        uint64_t w2;
+        memcpy(&w2, b + q + 1, 8);                 /* q + 9 <= p + 17 < len */
+        const uint64_t x2 = w2 ^ UINT64_C(0x3030303030303030);
+        n2 = sp_digit_run(x2);
+        if (n2 == 8) return -1;
+        if (n2) m = m * sp_upow10[n2] + sp_digits_value(x2, n2);
+        q += 1 + n2;
+        t = (sp_byte)(w2 >> (8 * n2));
+    }
+    if (n1 + n2 == 0 || t == 'e' || t == 'E') return -1;
+    *term = t;
+    double v = (m == 0) ? 0.0 : (n2 ? (double)m / sp_pow10[n2] : (double)m);
+    if (neg) v = -v;
+    if (cs->kind == SP_KIND_F64) {
+        if (cs->swap) {
+            uint64_t u; memcpy(&u, &v, 8); u = __builtin_bswap64(u); memcpy(dst, &u, 8);
+        }
+        else {
+            memcpy(dst, &v, 8);
+        }
+    }
+    else {
+        float f = (float)v;
+        if (cs->swap) {
+            uint32_t u; memcpy(&u, &f, 4); u = __builtin_bswap32(u); memcpy(dst, &u, 4);
+        }
+        else {
+            memcpy(dst, &f, 4);
+        }
+    }
+    return q;
 }
 
 /*
@@ -719,12 +788,12 @@ static int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint8_t
     for (int64_t i = 0; i <= last; i++) {
         const sp_colspec *cs = &o->cols[i];
         int64_t q;
-        if (cs->kind == SP_KIND_F64 || cs->kind == SP_KIND_F32) {
-            q = sp_fused_float(b, len, p, len, cs, rowp + cs->offset);
-        }
-        else if (cs->kind <= SP_KIND_BOOL) {
+        if (cs->kind <= SP_KIND_BOOL || cs->kind == SP_KIND_F64 || cs->kind == SP_KIND_F32) {
             sp_byte t;
-            q = quick[i] ? sp_quick_int(b, len, p, cs, rowp + cs->offset, &t) : -1;
+            const int isint = (cs->kind <= SP_KIND_BOOL);
+            q = !quick[i] ? -1
+                : isint ? sp_quick_int(b, len, p, cs, rowp + cs->offset, &t)
+                        : sp_quick_float(b, len, p, cs, rowp + cs->offset, &t);
             if (q >= 0) {
                 if (i != last) {
                     if (t != delim) return -1;
@@ -736,7 +805,8 @@ static int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint8_t
                 return (b[q + 1] == '\n') ? q + 2 : q + 1;   /* q + 16 <= len held */
             }
             quick[i] = 0;   /* long numbers in this column: stop trying the quick way */
-            q = sp_fused_int(b, len, p, len, cs, rowp + cs->offset);
+            q = isint ? sp_fused_int(b, len, p, len, cs, rowp + cs->offset)
+                      : sp_fused_float(b, len, p, len, cs, rowp + cs->offset);
         }
         else {   /* SP_KIND_BYTES (sp_parse checked) */
             q = sp_scan(b, g->cls, pat, o->enc, p, len);
@@ -910,7 +980,7 @@ int sp_parse(const sp_options *o, sp_result *r)
                 k == SP_KIND_BYTES);
     }
     int64_t fast_tries = 0, fast_misses = 0;
-    uint8_t *fast_quick = NULL;   /* per column: try sp_quick_int */
+    uint8_t *fast_quick = NULL;   /* per column: try sp_quick_int / sp_quick_float */
     if (fast) {
         fast_quick = (uint8_t *)malloc((size_t)o->ncols);
         fast = (fast_quick != NULL);

@@ -250,3 +250,45 @@ def test_fast_path_short_integers_against_numpy(tmp_path):
         assert outcome[0] == outcome[1], (trial, text)
         kinds.append(outcome[0][0])
     assert 20 <= kinds.count("ok") <= 58, kinds
+
+
+def test_fast_path_short_decimals_against_numpy(tmp_path):
+    """Short decimals (the quick float path): signs, '5.', '.5', '-0.0', 7 and 8 digits on
+    either side of the point, exponents and other cells it must hand on; f8, f4, byte-swapped."""
+    rng = np.random.default_rng(2026)
+    dt = np.dtype([("x", "<f8"), ("y", "<f4"), ("z", ">f8"), ("w", ">f4")])
+    special = ["5.", ".5", "-0.0", "+.5", "-.0", "0", "-0", "1234567.1234567", "12345678.5",
+               "1.12345678", "1e5", "1.5E-3", "nan", "-inf", " 1.5", "1.5 ", "1..5", ".", "+",
+               "9999999.9999999", "0.0000001", "00000.1"]
+    kinds = []
+    for trial in range(60):
+        rows = []
+        for _ in range(int(rng.integers(1, 40))):
+            cells = []
+            for _ in range(4):
+                ni, nf = int(rng.integers(0, 8)), int(rng.integers(0, 8))
+                ip = "".join(str(d) for d in rng.integers(0, 10, ni))
+                fp = "".join(str(d) for d in rng.integers(0, 10, nf))
+                sign = ["", "-", "+"][int(rng.choice(3, p=[.6, .3, .1]))]
+                cell = sign + ip + ("." + fp if nf or rng.random() < 0.3 else "")
+                if not (ip or fp) or rng.random() < 0.02:
+                    cell = special[int(rng.integers(0, len(special)))]
+                cells.append(cell)
+            rows.append(",".join(cells) + ["\n", "\r\n", "\r"][int(rng.choice(3, p=[.8, .1, .1]))])
+        text = "".join(rows)
+        if rng.random() < 0.5:
+            text = text.rstrip("\r\n")
+        path = tmp_path / f"d{trial}.csv"
+        path.write_bytes(text.encode())
+        outcome = []
+        for loader in (np.loadtxt, shmparse.loadtxt):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    outcome.append(("ok", loader(path, dtype=dt, delimiter=",",
+                                                 encoding="utf-8").tobytes()))
+            except ValueError as e:
+                outcome.append(("err", str(e).split(" [")[0][:80]))
+        assert outcome[0] == outcome[1], (trial, text)
+        kinds.append(outcome[0][0])
+    assert 20 <= kinds.count("ok") <= 58, kinds
