@@ -292,3 +292,27 @@ def test_fast_path_short_decimals_against_numpy(tmp_path):
         assert outcome[0] == outcome[1], (trial, text)
         kinds.append(outcome[0][0])
     assert 20 <= kinds.count("ok") <= 58, kinds
+
+
+def test_prescan_counts_line_ends_and_finds_bad_bytes_exactly():
+    """The pre-pass (16/8 bytes at a time, byte by byte around \\r and non-ASCII) against a
+    plain Python count and Python's own decoders, on short and long random byte mixes."""
+    from shmparse import _core
+    rng = random.Random(5)
+    alphabets = [b"ab\r\n\xc3\xa9\xff\x80 \n\n", b"abcdefgh\n", b"abc\r\n", b"ab\xc3\xa9\n", b"a\rb"]
+    for _ in range(1500):
+        alpha = rng.choice(alphabets)
+        size = rng.choice([rng.randint(0, 40), rng.randint(100, 5000), rng.randint(5000, 20000)])
+        b = bytes(rng.choice(alpha) for _ in range(size))
+        ends = b.count(b"\n") + sum(1 for i, c in enumerate(b)
+                                     if c == 13 and not (i + 1 < len(b) and b[i + 1] == 10))
+        assert _core.count_lines(b, _core.LINES_UNIVERSAL) == ends + 1
+        assert _core.count_lines(b, _core.LINES_NL) == b.count(b"\n") + 1
+        for check, codec in ((1, "utf-8"), (2, "ascii")):
+            try:
+                b.decode(codec)
+                bad = -1
+            except UnicodeDecodeError as e:
+                bad = e.start
+            assert _core.prescan(b, _core.LINES_UNIVERSAL, check, 1) == (ends + 1, bad)
+    assert _core.count_lines(b"\n" * 100_000, _core.LINES_NL) == 100_001
