@@ -777,8 +777,8 @@ SP_INLINE int64_t sp_quick_float(const sp_byte *b, int64_t len, int64_t p, const
  * parsed again by sp_row, which gives numpy's result or error.  On success
  * returns the offset of the next row and sets *eof when the input ended.
  */
-static int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint8_t *quick,
-                           int *eof)
+SP_INLINE int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint8_t *quick,
+                              int *eof)
 {
     const sp_options *const o = g->o;
     const sp_byte *const b = g->b;
@@ -838,6 +838,29 @@ static int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint8_t
         return -1;
     }
     return -1;   /* not reached: ncols > 0 */
+}
+
+/* Fast rows back to back (the row loop's invariants stay in registers): parses up to
+ * `room` rows at *pos into dest; stops at the first row the fast path refuses (*miss),
+ * or at the end of the input (*eof).  Returns the rows written. */
+static int64_t sp_rows_fast(const sp_engine *g, int64_t *pos, sp_byte *dest, int64_t room,
+                            uint8_t *quick, int *eof, int *miss)
+{
+    const int64_t row_size = g->o->row_size;
+    const int64_t len = g->len;
+    int64_t p = *pos, done = 0;
+    while (done < room && p < len) {
+        const int64_t next = sp_row_fast(g, p, dest + done * row_size, quick, eof);
+        if (next < 0) {
+            *miss = 1;
+            break;
+        }
+        p = next;
+        done++;
+        if (*eof) break;
+    }
+    *pos = p;
+    return done;
 }
 
 /* 0-based physical line of byte offset `off`. */
@@ -1009,19 +1032,22 @@ int sp_parse(const sp_options *o, sp_result *r)
             break;
         }
         if (fast && row_count < o->capacity) {
-            int eof = 0;
-            int64_t next = sp_row_fast(&g, cur.pos, o->dest + row_count * o->row_size,
-                                       fast_quick, &eof);
-            fast_tries++;
-            if (next >= 0) {
-                cur.pos = next;
-                row_count++;
-                if (eof) {
-                    cur.eof = 1;
-                    r->finished = 1;
-                    break;
-                }
-                continue;
+            int eof = 0, miss = 0;
+            int64_t room = o->capacity - row_count;
+            if (o->max_rows >= 0 && o->max_rows - row_count < room) {
+                room = o->max_rows - row_count;
+            }
+            const int64_t done = sp_rows_fast(&g, &cur.pos, o->dest + row_count * o->row_size,
+                                              room, fast_quick, &eof, &miss);
+            row_count += done;
+            fast_tries += done + miss;
+            if (eof) {
+                cur.eof = 1;
+                r->finished = 1;
+                break;
+            }
+            if (!miss) {
+                continue;   /* out of room or input: the loop's own checks decide */
             }
             /* mostly rows the fast path cannot take (comments, spaces, ...): stop trying */
             if (++fast_misses > 64 && fast_misses * 8 > fast_tries) {
