@@ -673,16 +673,16 @@ SP_INLINE int sp_digit_run(uint64_t x)
 }
 
 /*
- * Fast path integer: an optional sign and 1..7 digits ending inside one 8-byte
- * load, so the terminating byte comes out of the same load (*term) and the next
- * field's position does not wait for another one.  -1: not that simple (more
+ * Fast path integer: an optional sign and 1..7 digits, or 8..15 digits without a
+ * sign, read with one or two 8-byte loads; the terminating byte comes out of the
+ * same load (*term), so the next field's position does not wait for another one.  -1: not that simple (more
  * digits, no digit, out of range, near the end of the input): the caller uses
  * sp_fused_int, which handles the rest.
  */
 SP_INLINE int64_t sp_quick_int(const sp_byte *b, int64_t len, int64_t p, const sp_colspec *cs,
                                sp_byte *dst, sp_byte *term)
 {
-    if (p + 16 > len) return -1;
+    if (p + 24 > len) return -1;
     uint64_t w0, w1;
     memcpy(&w0, b + p, 8);
     memcpy(&w1, b + p + 8, 8);
@@ -690,10 +690,28 @@ SP_INLINE int64_t sp_quick_int(const sp_byte *b, int64_t len, int64_t p, const s
     const int neg = (c0 == '-');
     const int sg = neg | (c0 == '+');
     const uint64_t w = sg ? ((w0 >> 8) | (w1 << 56)) : w0;
-    const int n = sp_digit_run(w ^ UINT64_C(0x3030303030303030));
-    if (n == 0 || n == 8) return -1;                 /* no digit, or 8 and more */
-    *term = (sp_byte)(w >> (8 * n));
-    const uint64_t x = sp_digits_value(w ^ UINT64_C(0x3030303030303030), n);
+    const uint64_t x0 = w ^ UINT64_C(0x3030303030303030);
+    int n = sp_digit_run(x0);
+    if (n == 0) return -1;
+    uint64_t x;
+    if (n < 8) {
+        *term = (sp_byte)(w >> (8 * n));
+        x = sp_digits_value(x0, n);
+    }
+    else {
+        /* 8 to 15 digits without a sign (ids, positions): one more load.  Long signed
+         * numbers go to sp_fused_int, whose sign handling has no branch to mispredict. */
+        if (sg) return -1;
+        uint64_t w2;
+        memcpy(&w2, b + p + 8, 8);                   /* p + 16 <= len */
+        const uint64_t x2 = w2 ^ UINT64_C(0x3030303030303030);
+        const int n2 = sp_digit_run(x2);
+        if (n2 == 8) return -1;                      /* 16 digits and more */
+        *term = (sp_byte)(w2 >> (8 * n2));
+        x = sp_digits_value(x0, 8);
+        if (n2) x = x * sp_upow10[n2] + sp_digits_value(x2, n2);
+        n = 8 + n2;
+    }
     if (cs->kind == SP_KIND_UINT) {
         if (neg || x > cs->umax) return -1;
         sp_store_int(dst, cs->size, cs->swap, x);
@@ -806,7 +824,7 @@ SP_INLINE int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint
                 }
                 if (t == '\n') return q + 1;
                 if (t != '\r') return -1;
-                return (b[q + 1] == '\n') ? q + 2 : q + 1;   /* q + 16 <= len held */
+                return (b[q + 1] == '\n') ? q + 2 : q + 1;   /* q + 8 <= len held */
             }
             quick[i] = 0;   /* long numbers in this column: stop trying the quick way */
             q = isint ? sp_fused_int(b, len, p, len, cs, rowp + cs->offset)

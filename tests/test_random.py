@@ -220,18 +220,21 @@ def test_fast_path_short_integers_against_numpy(tmp_path):
     limits, CR/CRLF line ends right after a number, rows near the end of the input, and now
     and then a cell the quick path must hand on (long, fractional, spaced, out of range)."""
     rng = np.random.default_rng(77)
-    dt = np.dtype([("a", "<i2"), ("b", "<u1"), ("c", "?"), ("d", ">i4"), ("e", "<i8")])
+    dt = np.dtype([("a", "<i2"), ("b", "<u1"), ("c", "?"), ("d", ">i4"), ("e", "<i8"),
+                   ("f", "<u8")])
     odd = ["99999999", "1.5", " 7", "7 ", "-", "+", "", "256", "-1", "32768", "1e3", "0x1",
-           "-0", "+0", "00000001"]
+           "-0", "+0", "00000001", "1234567890123456", "+12345678", "-12345678",
+           "123456789012345", "18446744073709551616"]
     kinds = []
     for trial in range(60):
         rows = []
         for _ in range(int(rng.integers(1, 40))):
             cells = [str(int(rng.integers(-32768, 32768))), str(int(rng.integers(0, 256))),
                      str(int(rng.integers(0, 2))), f"{int(rng.integers(-9999999, 9999999)):+d}",
-                     str(int(rng.integers(-999, 999))).zfill(int(rng.integers(1, 6)))]
+                     str(int(rng.integers(-999, 999))).zfill(int(rng.integers(1, 6))),
+                     str(int(rng.integers(0, 10 ** int(rng.integers(1, 16)))))]
             if rng.random() < 0.01:
-                cells[int(rng.integers(0, 5))] = odd[int(rng.integers(0, len(odd)))]
+                cells[int(rng.integers(0, 6))] = odd[int(rng.integers(0, len(odd)))]
             rows.append(",".join(cells) + ["\n", "\r\n", "\r"][int(rng.choice(3, p=[.8, .1, .1]))])
         text = "".join(rows)
         if rng.random() < 0.5:
