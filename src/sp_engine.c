@@ -832,10 +832,26 @@ SP_INLINE int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint
         }
         else {   /* SP_KIND_BYTES (sp_parse checked) */
             q = sp_scan(b, g->cls, pat, o->enc, p, len);
+            const int64_t n = q - p;
+            if (quick[i] == 2 && n <= cs->width && p + 16 <= len) {
+                /* a short field: one 16-byte store, NUL-padded; the bytes past the
+                 * column belong to later columns of this row, written next */
+                uint64_t lo, hi;
+                memcpy(&lo, b + p, 8);
+                memcpy(&hi, b + p + 8, 8);
+                lo &= n >= 8 ? ~UINT64_C(0) : (UINT64_C(1) << (8 * n)) - 1;
+                hi &= n <= 8 ? 0 : (UINT64_C(1) << (8 * (n - 8))) - 1;   /* n <= 15 */
+                if (o->enc == SP_ENC_LATIN1 || !((lo | hi) & SP_HIGHS)) {
+                    memcpy(rowp + cs->offset, &lo, 8);
+                    memcpy(rowp + cs->offset + 8, &hi, 8);
+                    goto stored;
+                }
+            }
             if (sp_store_bytes(b + p, b + q, o->enc, rowp + cs->offset,
                                (size_t)cs->width, o->strict) != 0) {
                 return -1;
             }
+        stored:;
         }
         if (q < 0) {
             return -1;
@@ -1030,6 +1046,27 @@ int sp_parse(const sp_options *o, sp_result *r)
         fast_quick = (uint8_t *)malloc((size_t)o->ncols);
         fast = (fast_quick != NULL);
         if (fast) memset(fast_quick, 1, (size_t)o->ncols);
+        /* an S column of at most 15 bytes may be stored as 16 when the 16 bytes stay in the
+         * row and the ones past the column all belong to later columns (written after it) */
+        for (int64_t i = 0; fast && i < o->ncols; i++) {
+            const sp_colspec *c = &o->cols[i];
+            if (c->kind != SP_KIND_BYTES || c->width > 15 || c->offset + 16 > o->row_size) {
+                continue;
+            }
+            int covered = 1;
+            for (int64_t x = c->offset + c->width; covered && x < c->offset + 16; x++) {
+                covered = 0;
+                for (int64_t j = i + 1; j < o->ncols; j++) {
+                    const sp_colspec *d = &o->cols[j];
+                    const int64_t nb = (int64_t)d->size * (d->width > 0 ? d->width : 1);
+                    if (d->offset <= x && x < d->offset + nb) {
+                        covered = 1;
+                        break;
+                    }
+                }
+            }
+            if (covered) fast_quick[i] = 2;
+        }
     }
 
     int st = SP_OK;
