@@ -249,6 +249,23 @@ static const uint64_t sp_upow10[9] = {
     1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u
 };
 
+/* Value of the n (1..8) digit bytes at the low end of x = word ^ 0x30..30. */
+SP_INLINE uint64_t sp_digits_value(uint64_t x, int n)
+{
+    x <<= 8 * (8 - n);
+    x = (x * 10u + (x >> 8)) & UINT64_C(0x00FF00FF00FF00FF);
+    x = (x * 100u + (x >> 16)) & UINT64_C(0x0000FFFF0000FFFF);
+    x = (x * 10000u + (x >> 32)) & UINT64_C(0x00000000FFFFFFFF);
+    return x;
+}
+
+/* Leading digit bytes of x = word ^ 0x30..30: 0..7, or 8 when all eight are digits. */
+SP_INLINE int sp_digit_run(uint64_t x)
+{
+    const uint64_t nd = ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;
+    return nd ? (int)(__builtin_ctzll(nd) >> 3) : 8;
+}
+
 /*
  * Up to 8 digits at b[p..] without a branch per digit: returns how many
  * leading bytes are digits (clamped to lim - p) and their value in *val.
@@ -258,19 +275,10 @@ SP_INLINE int sp_digits8(const sp_byte *b, int64_t p, int64_t lim, uint64_t *val
 {
     uint64_t w;
     memcpy(&w, b + p, 8);
-    uint64_t x = w ^ UINT64_C(0x3030303030303030);           /* digits -> 0..9 */
-    uint64_t nd = ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;  /* byte > 9 */
-    int n = nd ? (int)(__builtin_ctzll(nd) >> 3) : 8;
+    const uint64_t x = w ^ UINT64_C(0x3030303030303030);     /* digits -> 0..9 */
+    int n = sp_digit_run(x);
     if (lim - p < n) n = (int)(lim - p);
-    if (n == 0) {
-        *val = 0;
-        return 0;
-    }
-    x <<= 8 * (8 - n);                                        /* right-align the digits */
-    x = (x * 10u + (x >> 8)) & UINT64_C(0x00FF00FF00FF00FF);
-    x = (x * 100u + (x >> 16)) & UINT64_C(0x0000FFFF0000FFFF);
-    x = (x * 10000u + (x >> 32)) & UINT64_C(0x00000000FFFFFFFF);
-    *val = x;
+    *val = n ? sp_digits_value(x, n) : 0;
     return n;
 }
 
@@ -653,23 +661,6 @@ row_done:
         }
     }
     return SP_OK;
-}
-
-/* Value of the n (1..8) digit bytes at the low end of x = word ^ 0x30..30. */
-SP_INLINE uint64_t sp_digits_value(uint64_t x, int n)
-{
-    x <<= 8 * (8 - n);
-    x = (x * 10u + (x >> 8)) & UINT64_C(0x00FF00FF00FF00FF);
-    x = (x * 100u + (x >> 16)) & UINT64_C(0x0000FFFF0000FFFF);
-    x = (x * 10000u + (x >> 32)) & UINT64_C(0x00000000FFFFFFFF);
-    return x;
-}
-
-/* Leading digit bytes of x = word ^ 0x30..30: 0..7, or 8 when all eight are digits. */
-SP_INLINE int sp_digit_run(uint64_t x)
-{
-    const uint64_t nd = ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;
-    return nd ? (int)(__builtin_ctzll(nd) >> 3) : 8;
 }
 
 /*
