@@ -1,5 +1,4 @@
 """Seeded random tables and property tests against numpy.loadtxt (bit for bit)."""
-import io
 import os
 import warnings
 import random
