@@ -365,7 +365,8 @@ class Loader:
                         except StopIteration:
                             exhausted = True
                             break
-                        path = os.fspath(p)
+                        # absolute: a worker's working directory need not be ours
+                        path = os.path.abspath(os.fspath(p))
                         inputs[count] = p
                         name = shm._new_name()
                         pending = _Task(count, path, "file", (path, kw, name), [name])
@@ -488,7 +489,8 @@ class Loader:
         bounds[-1] += 1                                    # a last line without an end
         row_size = job.plan.row_size(ncols)
         dest.alloc(sum(bounds), ncols, reserve=False)   # each worker reserves its own slice
-        st = os.stat(text.name)
+        where = os.path.abspath(text.name)     # the workers' working directory may differ
+        st = os.stat(where)
         stamp = (st.st_size, st.st_mtime_ns)
         kw.update(skiplines=0, cols=job.plan.specs(ncols), usecols=job.usecols,
                   row_size=row_size)
@@ -499,7 +501,7 @@ class Loader:
             out = SharedHandle(seg_name, (bound * row_size,), np.dtype(np.uint8),
                                shm.HEADER + first * row_size, bound * row_size)
             tasks.append(_Task(i, text.name, "range",
-                               (text.name, a, b, stamp, kw, out, bound)))
+                               (where, a, b, stamp, kw, out, bound)))
             first += bound
         replies = self._run_all(tasks)
         # merge in file order: the first error wins; close the gaps blank lines left

@@ -397,3 +397,22 @@ def test_loader_close_leaves_no_process(seed_files):
         ld.load_many(seed_files)
     with pytest.raises(ValueError, match="workers"):
         shmparse.Loader(0)
+
+
+def test_relative_paths_after_the_parent_changes_directory(seed_files, big_text, tmp_path,
+                                                          monkeypatch):
+    """Workers keep the working directory they started with; paths are made absolute first."""
+    with shmparse.Loader(2, start_method="fork") as ld:
+        d = os.path.dirname(seed_files[0])
+        monkeypatch.chdir(d)
+        names = [os.path.basename(p) for p in seed_files[:2]]
+        got = ld.load_many(names, dtype=SEED_DTYPE, delimiter="\t")
+        assert [p for p, _ in got] == names
+        for p, sa in got:
+            assert sa.array.tobytes() == np.loadtxt(p, dtype=SEED_DTYPE,
+                                                    delimiter="\t").tobytes()
+            sa.close()
+        big = _write(tmp_path, big_text)
+        monkeypatch.chdir(tmp_path)
+        assert ld.loadtxt("big.tsv", dtype=SEED_DTYPE, delimiter="\t").tobytes() == \
+            np.loadtxt(big, dtype=SEED_DTYPE, delimiter="\t").tobytes()
