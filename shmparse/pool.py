@@ -187,7 +187,8 @@ class Loader:
 
     Use it as a context manager; leaving the block stops the workers (killing
     them if the block is left by an exception) and removes any segment that
-    was not handed to you.
+    was not handed to you.  Several iterations may be interleaved, but a
+    Loader is meant for one thread at a time.
     """
 
     def __init__(self, workers: Optional[int] = None, start_method: Optional[str] = None,
@@ -203,6 +204,8 @@ class Loader:
         self._ctx = mp.get_context(start_method)
         self._pool: List[_Worker] = []
         self._closed = False
+        # replies that arrived for another consumer (two imap iterations interleaved)
+        self._mailbox: Dict[_Task, Tuple[Any, ...]] = {}
         self._finalizer = weakref.finalize(self, _stop_workers, self._pool)
         try:
             for _ in range(n):
@@ -249,6 +252,7 @@ class Loader:
         return None
 
     def _dispatch(self, task: _Task) -> bool:
+        self._check_open()
         w = self._idle()
         if w is None:
             return False
@@ -284,6 +288,32 @@ class Loader:
                                                      replaced=True), [])
             done.append((task, reply))
         return done
+
+    def _collect_mine(self, mine: Iterable[_Task]) -> List[Tuple[_Task, Tuple[Any, ...]]]:
+        """Replies for this consumer's tasks; others' are kept for them in the mailbox."""
+        mine = set(mine)
+        out = [(t, r) for t, r in self._mailbox.items() if t in mine]
+        for t, _ in out:
+            del self._mailbox[t]
+        while not out:
+            for task, reply in self._collect():
+                if task in mine:
+                    out.append((task, reply))
+                else:
+                    self._mailbox[task] = reply
+        return out
+
+    def _wait_for_a_worker(self) -> None:
+        """Every worker is busy with another consumer's task: wait until one is free."""
+        for task, reply in self._collect():
+            self._mailbox[task] = reply
+
+    def _forget(self, tasks: Iterable[_Task]) -> None:
+        """Drop mailbox replies nobody will take, removing their segments."""
+        for t in list(tasks):
+            if self._mailbox.pop(t, None) is not None:
+                for name in t.names:
+                    shm._unlink_quiet(name)
 
     def _abandon(self, tasks: Iterable[_Task]) -> None:
         """Stop tasks nobody will consume: kill their workers (replaced when next needed)
@@ -384,8 +414,9 @@ class Loader:
                 if not running:
                     if exhausted and pending is None:
                         return
-                    raise RuntimeError("shmparse.Loader: no worker took the next file")
-                for task, reply in self._collect():
+                    self._wait_for_a_worker()
+                    continue
+                for task, reply in self._collect_mine(running.values()):
                     running.pop(task.index, None)
                     if reply[0] != "ok":
                         self._rewarn(reply)
@@ -395,6 +426,7 @@ class Loader:
             for task, _ in ready.values():          # parsed, never handed out
                 for name in task.names:
                     shm._unlink_quiet(name)
+            self._forget(running.values())
             self._abandon(running.values())
 
     def _result(self, reply: Tuple[Any, ...]) -> SharedArray:
@@ -554,8 +586,11 @@ class Loader:
                     t = todo.pop(0)
                     running[t.index] = t
                 if not running:
-                    break
-                for task, reply in self._collect():
+                    if not todo:
+                        break
+                    self._wait_for_a_worker()
+                    continue
+                for task, reply in self._collect_mine(running.values()):
                     running.pop(task.index)
                     self._rewarn(reply)
                     if reply[0] != "ok":
@@ -564,6 +599,7 @@ class Loader:
                     else:
                         replies[task.index] = reply[1]
         finally:
+            self._forget(running.values())
             self._abandon(running.values())    # only left on an exception (e.g. Ctrl-C)
         if failure is not None:
             raise failure
@@ -595,6 +631,7 @@ class Loader:
         for w in self._pool:
             self._retire(w, kill=True)
         self._pool.clear()
+        self._forget(list(self._mailbox))
         self._finalizer.detach()
 
     def __enter__(self) -> "Loader":

@@ -416,3 +416,29 @@ def test_relative_paths_after_the_parent_changes_directory(seed_files, big_text,
         monkeypatch.chdir(tmp_path)
         assert ld.loadtxt("big.tsv", dtype=SEED_DTYPE, delimiter="\t").tobytes() == \
             np.loadtxt(big, dtype=SEED_DTYPE, delimiter="\t").tobytes()
+
+
+def test_interleaved_iterations_share_one_loader(seed_files, big_text, tmp_path):
+    """Two imap iterations consumed in turns, and a one-file split while both are paused:
+    every reply reaches the iteration it belongs to."""
+    big = _write(tmp_path, big_text)
+    kw = dict(dtype=SEED_DTYPE, delimiter="\t")
+    with shmparse.Loader(2, start_method="fork", max_inflight=2) as ld:
+        a = ld.imap(seed_files, ordered=True, **kw)
+        b = ld.imap(list(reversed(seed_files)), ordered=True, **kw)
+        got_a, got_b = [], []
+        for _ in seed_files:
+            for it, got in ((a, got_a), (b, got_b)):
+                p, sa = next(it)
+                ok = sa.array.tobytes() == np.loadtxt(p, **kw).tobytes()
+                got.append((p, ok))
+                sa.close()
+            whole = ld.loadtxt(big, **kw)       # both iterations are paused here
+            assert len(whole) == len(np.loadtxt(big, **kw))
+        assert got_a == [(p, True) for p in seed_files]
+        assert got_b == [(p, True) for p in reversed(seed_files)]
+        # an iteration abandoned half way leaves nothing behind
+        c = ld.imap(seed_files, **kw)
+        next(c)[1].close()
+        del c
+    assert _mine() == []
