@@ -161,14 +161,21 @@ class _Task:
         self.worker: Optional[_Worker] = None
 
 
-def _stop_workers(workers: List[_Worker]) -> None:
-    """Finaliser: kill and reap whatever workers are left (no zombies)."""
+def _stop_workers(workers: List[_Worker], mailbox: Dict["_Task", Any]) -> None:
+    """Finaliser of a Loader dropped without close(): kill and reap its workers (no zombies)
+    and remove the segments of tasks nobody took."""
     for w in workers:
         if w.proc.is_alive():
             w.proc.kill()
     for w in workers:
         w.proc.join()
         w.conn.close()
+        for name in (w.task.names if w.task is not None else ()):
+            shm._unlink_quiet(name)
+    for task in mailbox:
+        for name in task.names:
+            shm._unlink_quiet(name)
+    mailbox.clear()
 
 
 class Loader:
@@ -206,7 +213,7 @@ class Loader:
         self._closed = False
         # replies that arrived for another consumer (two imap iterations interleaved)
         self._mailbox: Dict[_Task, Tuple[Any, ...]] = {}
-        self._finalizer = weakref.finalize(self, _stop_workers, self._pool)
+        self._finalizer = weakref.finalize(self, _stop_workers, self._pool, self._mailbox)
         try:
             for _ in range(n):
                 self._pool.append(self._start_worker())

@@ -442,3 +442,15 @@ def test_interleaved_iterations_share_one_loader(seed_files, big_text, tmp_path)
         next(c)[1].close()
         del c
     assert _mine() == []
+
+
+def test_a_loader_dropped_without_close_leaves_nothing(seed_files):
+    import gc
+    ld = shmparse.Loader(2, start_method="fork")
+    procs = [w.proc for w in ld._pool]
+    it = ld.imap(seed_files, dtype=SEED_DTYPE, delimiter="\t")
+    next(it)[1].close()
+    del it, ld
+    gc.collect()
+    assert all(p.exitcode is not None for p in procs), "workers reaped by the finaliser"
+    assert _mine() == []
