@@ -310,6 +310,28 @@ SP_INLINE int sp_digits(const sp_byte *b, int64_t blen, int64_t p, int64_t lim, 
     return total;
 }
 
+/* Store a double into an F64 or F32 slot (cast, byte-swapped if asked). */
+SP_INLINE void sp_store_float(const sp_colspec *cs, double v, sp_byte *dst)
+{
+    if (cs->kind == SP_KIND_F64) {
+        if (cs->swap) {
+            uint64_t u; memcpy(&u, &v, 8); u = __builtin_bswap64(u); memcpy(dst, &u, 8);
+        }
+        else {
+            memcpy(dst, &v, 8);
+        }
+    }
+    else {
+        float f = (float)v;
+        if (cs->swap) {
+            uint32_t u; memcpy(&u, &f, 4); u = __builtin_bswap32(u); memcpy(dst, &u, 4);
+        }
+        else {
+            memcpy(dst, &f, 4);
+        }
+    }
+}
+
 /* Consume an optional sign without a branch (signs are often random in data); 1 if '-'. */
 SP_INLINE int sp_take_sign(const sp_byte *b, int64_t *p, int64_t lim)
 {
@@ -394,23 +416,7 @@ SP_INLINE int64_t sp_fused_float(const sp_byte *b, int64_t blen, int64_t p, int6
         return -1;
     }
     if (neg) v = -v;
-    if (cs->kind == SP_KIND_F64) {
-        if (cs->swap) {
-            uint64_t u; memcpy(&u, &v, 8); u = __builtin_bswap64(u); memcpy(dst, &u, 8);
-        }
-        else {
-            memcpy(dst, &v, 8);
-        }
-    }
-    else {
-        float f = (float)v;
-        if (cs->swap) {
-            uint32_t u; memcpy(&u, &f, 4); u = __builtin_bswap32(u); memcpy(dst, &u, 4);
-        }
-        else {
-            memcpy(dst, &f, 4);
-        }
-    }
+    sp_store_float(cs, v, dst);
     return p;
 }
 
@@ -757,23 +763,7 @@ SP_INLINE int64_t sp_quick_float(const sp_byte *b, int64_t len, int64_t p, const
     *term = t;
     double v = (m == 0) ? 0.0 : (n2 ? (double)m / sp_pow10[n2] : (double)m);
     if (neg) v = -v;
-    if (cs->kind == SP_KIND_F64) {
-        if (cs->swap) {
-            uint64_t u; memcpy(&u, &v, 8); u = __builtin_bswap64(u); memcpy(dst, &u, 8);
-        }
-        else {
-            memcpy(dst, &v, 8);
-        }
-    }
-    else {
-        float f = (float)v;
-        if (cs->swap) {
-            uint32_t u; memcpy(&u, &f, 4); u = __builtin_bswap32(u); memcpy(dst, &u, 4);
-        }
-        else {
-            memcpy(dst, &f, 4);
-        }
-    }
+    sp_store_float(cs, v, dst);
     return q;
 }
 
