@@ -170,6 +170,21 @@ def test_random_bytes_same_outcome_or_clear_error(tmp_path, trial):
             assert isinstance(s, type(n)) and str(s).startswith(str(n)), (data, kw, n, s)
 
 
+def _both_loaders(path, dt):
+    """numpy.loadtxt and shmparse.loadtxt of a comma-separated file: ("ok", bytes) or
+    ("err", the message without shmparse's location suffix), for each."""
+    outcome = []
+    for loader in (np.loadtxt, shmparse.loadtxt):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                outcome.append(("ok", loader(path, dtype=dt, delimiter=",",
+                                             encoding="utf-8").tobytes()))
+        except (ValueError, OverflowError) as e:
+            outcome.append(("err", str(e).split(" [")[0][:80]))
+    return outcome
+
+
 def test_whole_row_fast_path_mixed_with_general_rows(tmp_path):
     """Rows the fast path takes (plain delimited numbers and strings) interleaved with rows it
     must hand to the general parser: comments, blank lines, spaces around numbers, CRLF and
@@ -200,15 +215,7 @@ def test_whole_row_fast_path_mixed_with_general_rows(tmp_path):
             text = text.rstrip("\r\n")
         path = tmp_path / f"t{trial}.csv"       # a path: universal newlines, the fast path
         path.write_bytes(text.encode())
-        outcome = []
-        for loader in (np.loadtxt, shmparse.loadtxt):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    outcome.append(("ok", loader(path, dtype=dt, delimiter=",",
-                                                 encoding="utf-8").tobytes()))
-            except ValueError as e:
-                outcome.append(("err", str(e).split(" [")[0][:80]))
+        outcome = _both_loaders(path, dt)
         assert outcome[0] == outcome[1], (trial, text)
         kinds.append(outcome[0][0])
     assert 10 <= kinds.count("ok") <= 30, kinds   # both outcomes are exercised
@@ -240,15 +247,7 @@ def test_fast_path_short_integers_against_numpy(tmp_path):
             text = text.rstrip("\r\n")
         path = tmp_path / f"t{trial}.csv"       # a path: universal newlines, the fast path
         path.write_bytes(text.encode())
-        outcome = []
-        for loader in (np.loadtxt, shmparse.loadtxt):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    outcome.append(("ok", loader(path, dtype=dt, delimiter=",",
-                                                 encoding="utf-8").tobytes()))
-            except (ValueError, OverflowError) as e:
-                outcome.append(("err", str(e).split(" [")[0][:80]))
+        outcome = _both_loaders(path, dt)
         assert outcome[0] == outcome[1], (trial, text)
         kinds.append(outcome[0][0])
     assert 20 <= kinds.count("ok") <= 58, kinds
@@ -282,15 +281,7 @@ def test_fast_path_short_decimals_against_numpy(tmp_path):
             text = text.rstrip("\r\n")
         path = tmp_path / f"d{trial}.csv"
         path.write_bytes(text.encode())
-        outcome = []
-        for loader in (np.loadtxt, shmparse.loadtxt):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    outcome.append(("ok", loader(path, dtype=dt, delimiter=",",
-                                                 encoding="utf-8").tobytes()))
-            except ValueError as e:
-                outcome.append(("err", str(e).split(" [")[0][:80]))
+        outcome = _both_loaders(path, dt)
         assert outcome[0] == outcome[1], (trial, text)
         kinds.append(outcome[0][0])
     assert 20 <= kinds.count("ok") <= 58, kinds
