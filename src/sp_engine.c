@@ -669,24 +669,32 @@ row_done:
     return SP_OK;
 }
 
+/* The 8 bytes after an optional sign at b[p] (p + 16 <= buffer length); *neg for '-',
+ * *sg for either sign. */
+SP_INLINE uint64_t sp_quick_word(const sp_byte *b, int64_t p, int *neg, int *sg)
+{
+    uint64_t w0, w1;
+    memcpy(&w0, b + p, 8);
+    memcpy(&w1, b + p + 8, 8);
+    const sp_byte c0 = (sp_byte)w0;                 /* little-endian: the first byte */
+    *neg = (c0 == '-');
+    *sg = *neg | (c0 == '+');
+    return *sg ? ((w0 >> 8) | (w1 << 56)) : w0;
+}
+
 /*
  * Fast path integer: an optional sign and 1..7 digits, or 8..15 digits without a
  * sign, read with one or two 8-byte loads; the terminating byte comes out of the
- * same load (*term), so the next field's position does not wait for another one.  -1: not that simple (more
- * digits, no digit, out of range, near the end of the input): the caller uses
- * sp_fused_int, which handles the rest.
+ * same load (*term), so the next field's position does not wait for another one.
+ * -1: not that simple (more digits, no digit, out of range, near the end of the
+ * input): the caller uses sp_fused_int, which handles the rest.
  */
 SP_INLINE int64_t sp_quick_int(const sp_byte *b, int64_t len, int64_t p, const sp_colspec *cs,
                                sp_byte *dst, sp_byte *term)
 {
     if (p + 24 > len) return -1;
-    uint64_t w0, w1;
-    memcpy(&w0, b + p, 8);
-    memcpy(&w1, b + p + 8, 8);
-    const sp_byte c0 = (sp_byte)w0;                 /* little-endian: the first byte */
-    const int neg = (c0 == '-');
-    const int sg = neg | (c0 == '+');
-    const uint64_t w = sg ? ((w0 >> 8) | (w1 << 56)) : w0;
+    int neg, sg;
+    const uint64_t w = sp_quick_word(b, p, &neg, &sg);
     const uint64_t x0 = w ^ UINT64_C(0x3030303030303030);
     int n = sp_digit_run(x0);
     if (n == 0) return -1;
@@ -735,13 +743,8 @@ SP_INLINE int64_t sp_quick_float(const sp_byte *b, int64_t len, int64_t p, const
                                  sp_byte *dst, sp_byte *term)
 {
     if (p + 24 > len) return -1;
-    uint64_t w0, w1;
-    memcpy(&w0, b + p, 8);
-    memcpy(&w1, b + p + 8, 8);
-    const sp_byte c0 = (sp_byte)w0;
-    const int neg = (c0 == '-');
-    const int sg = neg | (c0 == '+');
-    const uint64_t w = sg ? ((w0 >> 8) | (w1 << 56)) : w0;
+    int neg, sg;
+    const uint64_t w = sp_quick_word(b, p, &neg, &sg);
     const uint64_t x = w ^ UINT64_C(0x3030303030303030);
     const int n1 = sp_digit_run(x);
     if (n1 == 8) return -1;
