@@ -170,6 +170,15 @@ def test_random_bytes_same_outcome_or_clear_error(tmp_path, trial):
             assert isinstance(s, type(n)) and str(s).startswith(str(n)), (data, kw, n, s)
 
 
+def _same_as_numpy(path, text, dt):
+    """Write text to path (a path: universal newlines, the fast path), load it with both
+    loaders, assert the same outcome; returns "ok" or "err"."""
+    path.write_bytes(text.encode())
+    outcome = _both_loaders(path, dt)
+    assert outcome[0] == outcome[1], text
+    return outcome[0][0]
+
+
 def _both_loaders(path, dt):
     """numpy.loadtxt and shmparse.loadtxt of a comma-separated file: ("ok", bytes) or
     ("err", the message without shmparse's location suffix), for each."""
@@ -213,11 +222,7 @@ def test_whole_row_fast_path_mixed_with_general_rows(tmp_path):
         text = "".join(lines)
         if rng.random() < 0.5:
             text = text.rstrip("\r\n")
-        path = tmp_path / f"t{trial}.csv"       # a path: universal newlines, the fast path
-        path.write_bytes(text.encode())
-        outcome = _both_loaders(path, dt)
-        assert outcome[0] == outcome[1], (trial, text)
-        kinds.append(outcome[0][0])
+        kinds.append(_same_as_numpy(tmp_path / f"t{trial}.csv", text, dt))
     assert 10 <= kinds.count("ok") <= 30, kinds   # both outcomes are exercised
 
 
@@ -245,11 +250,7 @@ def test_fast_path_short_integers_against_numpy(tmp_path):
         text = "".join(rows)
         if rng.random() < 0.5:
             text = text.rstrip("\r\n")
-        path = tmp_path / f"t{trial}.csv"       # a path: universal newlines, the fast path
-        path.write_bytes(text.encode())
-        outcome = _both_loaders(path, dt)
-        assert outcome[0] == outcome[1], (trial, text)
-        kinds.append(outcome[0][0])
+        kinds.append(_same_as_numpy(tmp_path / f"t{trial}.csv", text, dt))
     assert 20 <= kinds.count("ok") <= 58, kinds
 
 
@@ -279,11 +280,7 @@ def test_fast_path_short_decimals_against_numpy(tmp_path):
         text = "".join(rows)
         if rng.random() < 0.5:
             text = text.rstrip("\r\n")
-        path = tmp_path / f"d{trial}.csv"
-        path.write_bytes(text.encode())
-        outcome = _both_loaders(path, dt)
-        assert outcome[0] == outcome[1], (trial, text)
-        kinds.append(outcome[0][0])
+        kinds.append(_same_as_numpy(tmp_path / f"d{trial}.csv", text, dt))
     assert 20 <= kinds.count("ok") <= 58, kinds
 
 
