@@ -465,8 +465,12 @@ def _fallback_enabled() -> bool:
     return os.environ.get("SHMPARSE_FALLBACK", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, encoding,
-          max_rows, quotechar, strict, out, threads, shared, shm_name, loader):
+def _make_job(fname, dtype, comments, delimiter, skiprows, usecols, ndmin, encoding, max_rows,
+              quotechar, strict, threads):
+    """Check loadtxt's arguments in numpy's order; the job they describe, the input and the
+    encoding to read it with.
+
+    Raises Unsupported for what only numpy.loadtxt handles."""
     # numpy.loadtxt's own normalisation
     if isinstance(delimiter, bytes):
         delimiter = delimiter.decode("latin1")
@@ -560,6 +564,15 @@ def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, e
     job = _Job(plan, delimiter=delimiter, comment=comment, multi=multi, quote=quotechar,
                usecols=usecols, skiprows=int(skiprows), max_rows=int(max_rows),
                strict=bool(strict), name=name, threads=threads)
+    return job, fname, encoding
+
+
+def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, encoding,
+          max_rows, quotechar, strict, out, threads, shared, shm_name, loader):
+    job, fname, encoding = _make_job(fname, dtype, comments, delimiter, skiprows, usecols, ndmin, encoding,
+                           max_rows, quotechar, strict, threads)
+    plan = job.plan
+    max_rows = job.max_rows
     in_shm = shared or loader is not None
     dest = _ShmDest(plan, shm_name) if in_shm else _ArrayDest(plan, out)
     try:
@@ -569,11 +582,11 @@ def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, e
             if rows is None:
                 rows = _run_text(job, text, dest)
         elif hasattr(fname, "read") and max_rows < 0:
-            rows = _run_text(job, read_file_object(fname, encoding, name), dest)
+            rows = _run_text(job, read_file_object(fname, encoding, job.name), dest)
         else:
             enc = codec_name(encoding if encoding is not None
                              else getattr(fname, "encoding", None) or "latin1")
-            rows = _run_lines(job, Lines(iter(fname), enc, name), dest)
+            rows = _run_lines(job, Lines(iter(fname), enc, job.name), dest)
 
         if not dest.allocated:
             ncols = job.fixed_ncols if job.fixed_ncols is not None else 1
