@@ -33,6 +33,7 @@ import numpy as np
 
 from . import _core, shm
 from ._loadtxt import _entry, _Job, _raise_decode_error, _ShmDest, _threads_for, _warn
+from ._plan import make_plan
 from ._sources import Text
 from .errors import WorkerCrashedError
 from .shm import SharedArray, SharedHandle
@@ -95,11 +96,57 @@ def _range_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dic
     return res
 
 
+def _block_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dict[str, Any],
+                dtype: np.dtype, ncols: int, check: int, name: str) -> Dict[str, Any]:
+    """Parse bytes [start, end) of a file into a new segment ``name`` of its own (one block of
+    a conversion); the engine's result with ``line_ends`` (line ends in the range) and, on
+    success, the segment's ``handle`` (handed over to the parent)."""
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if (st.st_size, st.st_mtime_ns) != stamp:
+            raise RuntimeError(f"{path!r} changed while it was being loaded")
+        base = start - start % mmap.ALLOCATIONGRANULARITY
+        mm = mmap.mmap(f.fileno(), end - base, access=mmap.ACCESS_READ, offset=base)
+    try:
+        view = memoryview(mm)[start - base:]
+        try:
+            lines, bad = _core.prescan(view, _core.LINES_UNIVERSAL, check, 1)
+            if bad >= 0:
+                return {"status": "decode", "offset": start + bad}
+            plan = make_plan(dtype)
+            dest = _ShmDest(plan, name)
+            try:
+                dest.alloc(lines, ncols)
+                res = _core.parse(view, dest=dest.view(0), capacity=lines, threads=1,
+                                  cols=plan.specs(ncols), row_size=plan.row_size(ncols), **kw)
+                res["line_ends"] = lines - 1
+                if res["status"] != _core.OK:
+                    dest.abort()
+                    return res
+                sa = dest.seal(dest._shape(res["rows"]))
+            except BaseException:
+                dest.abort()
+                raise
+        finally:
+            view.release()
+    finally:
+        mm.close()
+    res["handle"] = sa.handle
+    sa._disown()             # the parent adopts it: no unlink here
+    sa.close()
+    return res
+
+
 def _run_task(kind: str, args: Tuple[Any, ...]) -> Any:
     if kind == "file":
         return _file_task(*args)
     if kind == "range":
         return _range_task(*args)
+    if kind == "block":
+        return _block_task(*args)
+    if kind == "compress":
+        from .hdf5 import _compress_task
+        return _compress_task(*args)
     raise ValueError(f"unknown task {kind!r}")
 
 
@@ -566,7 +613,7 @@ class Loader:
         return rows
 
     @staticmethod
-    def _unsplittable(job: _Job, text: Text) -> str:
+    def _unsplittable(job: _Job, text: Text, min_size: int = _MIN_SPLIT) -> str:
         if job.quote is not None:
             return "quotechar is set (a quoted field may hold a line end)"
         if job.max_rows >= 0:
@@ -577,8 +624,8 @@ class Loader:
             return "a compressed, re-encoded or unmappable input"
         if text.lines != _core.LINES_UNIVERSAL:
             return "line ends other than universal newlines"
-        if len(text.buf) < _MIN_SPLIT:
-            return f"smaller than {_MIN_SPLIT} bytes"
+        if len(text.buf) < min_size:
+            return f"smaller than {min_size} bytes"
         return ""
 
     def _run_all(self, tasks: List[_Task]) -> List[Dict[str, Any]]:

@@ -1,0 +1,837 @@
+"""Text files in, one HDF5 file out: :func:`to_hdf5` (and ``shmparse convert``).
+
+Design (README, "Writing HDF5"):
+
+* **Workers parse, the parent writes.**  Each input is cut at line starts into blocks of about
+  ``block_bytes`` of text; a :class:`~shmparse.Loader` worker parses one block straight into a
+  shared-memory segment of its own and hands it over.  The parent is the only process that
+  opens the HDF5 file: it appends each block, in input order, to a resizable chunked dataset
+  and frees the segment at once.  At most ``max_inflight`` blocks exist at a time, so memory
+  is bounded by ``max_inflight x`` (one block's rows), whatever the size of the inputs.
+  Inputs that cannot be cut (compressed, ``quotechar``, ``max_rows``, several comment strings,
+  another encoding than utf-8/latin-1/ascii) are parsed whole by one worker.
+* **Compression on all CPUs.**  With gzip (and optionally shuffle), the parent asks the
+  workers to filter and deflate whole chunks of a block it has placed (``compress`` tasks),
+  and stores the bytes with h5py's ``write_direct_chunk``: the file is a plain gzip/shuffle
+  dataset that any HDF5 reader decodes.  The one chunk per block that straddles two blocks,
+  and a dataset's last partial chunk, go through h5py's own filter pipeline in the parent.
+* **Never a broken result.**  Everything is written to a hidden temporary file beside the
+  target, flushed and fsynced, then renamed into place (``mode="w-"`` links it, so an existing
+  file is never replaced).  On any failure, Ctrl-C included, the temporary file is removed,
+  workers are stopped and no segment is left; a kill leaves at most the hidden file, never a
+  file under the final name.  ``mode="a"`` works on a copy of the existing file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import stat
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core, shm
+from ._loadtxt import _Job, _make_job, _raise_decode_error, _warn
+from ._plan import Unsupported
+from ._sources import open_path
+from .pool import _LOADTXT_DEFAULTS, Loader, _Task
+from .shm import SharedArray, SharedHandle
+
+__all__ = ["to_hdf5", "ConvertSummary", "Progress", "dataset_name"]
+
+DEFAULT_BLOCK_BYTES = 16 << 20       # text per block
+_CHUNK_BYTES = 1 << 20               # default chunk size (rows x row bytes)
+_LAYOUTS = ("per-file", "concat")
+_MODES = {"w-": "w-", "x": "w-", "w": "w", "a": "a"}
+_PASSED_ON = ("comments", "delimiter", "converters", "skiprows", "usecols", "encoding",
+              "max_rows", "quotechar")
+
+
+@dataclass(frozen=True)
+class ConvertSummary:
+    """What :func:`to_hdf5` did."""
+    output: str                    #: the HDF5 file written
+    files: int                     #: inputs converted
+    rows: int                      #: rows written, all inputs
+    bytes_read: int                #: bytes of input (as stored on disk)
+    seconds: float                 #: wall time
+    datasets: Tuple[str, ...]      #: datasets written, in input order
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Passed to a ``progress`` callable after every block written."""
+    path: str                      #: the input the block came from
+    bytes_done: int
+    bytes_total: int
+    rows_done: int
+    files_done: int
+    files_total: int
+
+
+def dataset_name(path: Any, taken: Iterable[str] = ()) -> str:
+    """The per-file dataset name for ``path``: its base name, then ``name~2``, ``name~3``...
+    when that is taken (by an earlier input, or by a dataset already in the file)."""
+    base = os.path.basename(os.fspath(path)) or "data"
+    taken = set(taken)
+    name, k = base, 1
+    while name in taken:
+        k += 1
+        name = f"{base}~{k}"
+    return name
+
+
+# -- worker side: compress whole chunks of a block ---------------------------------------
+def _compress_task(handle: SharedHandle, first_row: int, nchunks: int, chunk_rows: int,
+                   elsize: int, shuffle: bool, level: int, dest_row: int) -> List[bytes]:
+    """Filter ``nchunks`` whole chunks of a block's segment, from its row ``first_row``, as
+    HDF5's shuffle and deflate filters would (``dest_row``: where the parent stores them)."""
+    sa = SharedArray.attach(handle, readonly=True)
+    try:
+        raw = sa.array.reshape(-1).view(np.uint8)
+        per_row = raw.size // sa.shape[0]
+        size = chunk_rows * per_row
+        out = []
+        for i in range(nchunks):
+            a = (first_row + i * chunk_rows) * per_row
+            chunk = raw[a:a + size]
+            if shuffle and elsize > 1:
+                chunk = np.ascontiguousarray(chunk.reshape(-1, elsize).T)
+            out.append(zlib.compress(chunk, level))
+            del chunk
+        del raw
+    finally:
+        sa.close()
+    return out
+
+
+# -- parent side ------------------------------------------------------------------------
+class _Source:
+    """One input file and what is known about it."""
+
+    def __init__(self, index: int, given: Any) -> None:
+        self.index = index
+        self.given = given
+        self.path = os.path.abspath(os.fspath(given))
+        st = os.stat(self.path)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(f"{self.path} is a directory, not a text file")
+        self.size = st.st_size
+        self.mtime = st.st_mtime
+        self.job: Optional[_Job] = None
+        self.enc = _core.ENC_LATIN1
+        self.ncols: Optional[int] = None
+        self.line_base = 0       # lines before the block being written (for error lines)
+        self.rows = 0            # rows written so far
+        self.blocks = 0          # blocks this file was cut into
+        self.written = 0         # blocks written
+        self.dataset: Optional[str] = None
+        self.first_row = 0       # (concat) its first row in the dataset
+        self.whole = False       # parsed whole by one worker
+
+
+class _Block:
+    __slots__ = ("seq", "src", "last", "nbytes", "task", "reply", "sa", "pending")
+
+    def __init__(self, seq: int, src: _Source, last: bool, nbytes: int) -> None:
+        self.seq = seq
+        self.src = src
+        self.last = last           # the file's last block
+        self.nbytes = nbytes       # bytes of input it covers
+        self.task: Optional[_Task] = None
+        self.reply: Optional[Tuple[Any, ...]] = None
+        self.sa: Optional[SharedArray] = None
+        self.pending = 0           # compress tasks not yet written
+
+
+def _options_json(kw: Dict[str, Any], strict: bool) -> str:
+    opts = {k: kw.get(k, _LOADTXT_DEFAULTS[k]) for k in _PASSED_ON}
+    opts["strict"] = strict
+
+    def plain(v: Any) -> Any:
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        if isinstance(v, bytes):
+            return v.decode("latin-1")
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return repr(v)
+    return json.dumps({k: plain(v) for k, v in opts.items()}, sort_keys=True)
+
+
+class _Writer:
+    """The parent's side of the HDF5 file: datasets, appends, compressed chunks, attributes."""
+
+    def __init__(self, h5: Any, *, dtype: np.dtype, layout: str, compression: Any,
+                 compression_opts: Any, shuffle: bool, chunk_rows: Optional[int],
+                 parallel: bool, options: str) -> None:
+        self.h5 = h5
+        self.dtype = dtype
+        self.layout = layout
+        self.compression = compression
+        self.compression_opts = compression_opts
+        self.shuffle = shuffle
+        self.chunk_rows = chunk_rows
+        self.parallel = parallel        # workers deflate whole chunks
+        self.options = options
+        self.names: List[str] = []
+        self.ds: Any = None             # the dataset being appended to
+        self.ncols: Optional[int] = None
+        self.carry: Optional[np.ndarray] = None   # rows of a chunk not yet complete
+        self.carry_at = 0
+        self.index: List[Tuple[str, int, int, int, float]] = []
+
+    # -- datasets ----------------------------------------------------------------------
+    def _row_shape(self, ncols: Optional[int]) -> Tuple[int, ...]:
+        return () if self.dtype.names is not None else (ncols or 0,)
+
+    def _create(self, name: str, ncols: Optional[int], rows_hint: Optional[int]) -> Any:
+        tail = self._row_shape(ncols)
+        if tail and tail[0] == 0:        # no row and no column count: nothing to chunk
+            return self.h5.create_dataset(name, shape=(0, 0), dtype=self.dtype)
+        row_bytes = self.dtype.itemsize * (tail[0] if tail else 1)
+        rows = self.chunk_rows or max(1, _CHUNK_BYTES // max(1, row_bytes))
+        if rows_hint is not None and self.chunk_rows is None:
+            rows = max(1, min(rows, rows_hint))
+        return self.h5.create_dataset(
+            name, shape=(0,) + tail, maxshape=(None,) + tail, chunks=(rows,) + tail,
+            dtype=self.dtype, compression=self.compression,
+            compression_opts=self.compression_opts, shuffle=self.shuffle)
+
+    def begin(self, src: _Source, ncols: Optional[int], rows_hint: Optional[int]) -> None:
+        """Called before the first block of ``src`` (or for an input with no rows)."""
+        if self.layout == "per-file":
+            name = dataset_name(src.path, set(self.names) | set(self.h5.keys()))
+            self.ds = self._create(name, ncols, rows_hint)
+            self.names.append(name)
+            self.ncols = ncols
+            src.dataset = name
+            return
+        if self.ds is None:
+            if "data" in self.h5 or "index" in self.h5:
+                raise ValueError("layout='concat' writes the datasets 'data' and 'index', and "
+                                 f"{self.h5.filename!r} already has one of them")
+            self.ds = self._create("data", ncols, None)
+            self.names.append("data")
+            self.ncols = ncols
+        elif ncols is not None and self.ncols is not None and ncols != self.ncols \
+                and self.dtype.names is None:
+            raise ValueError(f"layout='concat' needs the same number of columns in every "
+                             f"input: {src.path} has {ncols}, the inputs before it "
+                             f"{self.ncols}")
+        src.dataset = "data"
+        src.first_row = self.ds.shape[0]
+
+    def append(self, arr: np.ndarray) -> List[Tuple[int, int, int]]:
+        """Append rows; returns (row in block, row in dataset, chunks) runs of whole chunks the
+        workers are to compress (empty unless parallel compression is on)."""
+        n = arr.shape[0]
+        if n == 0:
+            return []
+        ds = self.ds
+        if self.ncols is None and arr.ndim == 2:
+            self.ncols = arr.shape[1]
+        pos = ds.shape[0]
+        ds.resize(pos + n, axis=0)
+        if not self.parallel:
+            ds[pos:pos + n] = arr
+            return []
+        c = ds.chunks[0]
+        i = 0
+        if self.carry is not None:
+            take = min(c - self.carry.shape[0], n)
+            self.carry = np.concatenate([self.carry, arr[:take]])
+            i = take
+            if self.carry.shape[0] == c:
+                ds[self.carry_at:self.carry_at + c] = self.carry
+                self.carry = None
+        runs = []
+        full = (n - i) // c
+        if full:
+            # a few runs, so that every worker takes a share of a big block
+            parts = min(full, 4)
+            for k in range(parts):
+                a = full * k // parts
+                b = full * (k + 1) // parts
+                if b > a:
+                    runs.append((i + a * c, pos + i + a * c, b - a))
+        rest = n - i - full * c
+        if rest and self.carry is None:
+            self.carry = np.array(arr[n - rest:])
+            self.carry_at = pos + n - rest
+        return runs
+
+    @staticmethod
+    def store_chunks(ds: Any, row: int, chunks: List[bytes]) -> None:
+        """Store chunks already filtered (shuffle, deflate) from dataset row ``row`` on."""
+        c = ds.chunks[0]
+        tail = (0,) * (ds.ndim - 1)
+        for k, data in enumerate(chunks):
+            ds.id.write_direct_chunk((row + k * c,) + tail, data, 0)
+
+    def end(self, src: _Source) -> None:
+        """After the last block of ``src``: flush its partial chunk, label its dataset."""
+        if self.layout == "per-file":
+            self.flush()      # (concat: chunks run on into the next input)
+        if self.layout == "per-file":
+            self._label(self.ds, src.rows, [src])
+        else:
+            self.index.append((src.path, src.first_row, src.rows, src.size, src.mtime))
+
+    def flush(self) -> None:
+        if self.carry is not None:
+            self.ds[self.carry_at:self.carry_at + self.carry.shape[0]] = self.carry
+            self.carry = None
+
+    def finish(self, sources: Sequence[_Source]) -> None:
+        self.flush()
+        if self.layout != "concat" or self.ds is None:
+            return
+        self._label(self.ds, self.ds.shape[0], sources)
+        import h5py
+        idx_dtype = np.dtype([("file", h5py.string_dtype()), ("first_row", "<i8"),
+                              ("rows", "<i8"), ("size", "<i8"), ("mtime", "<f8")])
+        idx = np.array(self.index, dtype=idx_dtype)
+        ds = self.h5.create_dataset("index", data=idx)
+        ds.attrs["description"] = ("one row per input of the dataset 'data': its path, first "
+                                   "row, row count, size in bytes and mtime")
+        self.names.append("index")
+
+    def _label(self, ds: Any, rows: int, sources: Sequence[_Source]) -> None:
+        from . import __version__
+        a = ds.attrs
+        if self.layout == "per-file":
+            src = sources[0]
+            a["source"] = src.path
+            a["source_size"] = src.size
+            a["source_mtime"] = src.mtime
+            a["source_mtime_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(src.mtime))
+        else:
+            a["sources"] = json.dumps([s.path for s in sources])
+        a["rows"] = rows
+        a["dtype"] = json.dumps(np.lib.format.dtype_to_descr(self.dtype))
+        a["parse_options"] = self.options
+        a["shmparse_version"] = __version__
+
+
+def _check_h5_dtype(dtype: np.dtype) -> None:
+    import h5py
+    try:
+        h5py.h5t.py_create(dtype, logical=True)
+    except TypeError as exc:
+        hint = ""
+        if any(dtype[n].kind == "U" for n in (dtype.names or ())) or dtype.kind == "U":
+            hint = " (HDF5 has no numpy 'U' strings: use 'S' bytes fields)"
+        raise TypeError(f"dtype {dtype} cannot be stored in HDF5{hint}: {exc}") from None
+
+
+def _compression(compression: Any, opts: Any) -> Tuple[Any, Any, Optional[int]]:
+    """h5py's compression arguments; and the gzip level when workers can deflate."""
+    if compression is None:
+        if opts is not None:
+            raise ValueError("compression_opts given without compression")
+        return None, None, None
+    if isinstance(compression, bool):
+        raise TypeError("compression must be 'gzip', 'lzf', a gzip level 0-9 or None")
+    if isinstance(compression, int):
+        if not 0 <= compression <= 9:
+            raise ValueError(f"gzip level must be 0-9, got {compression}")
+        compression, opts = "gzip", compression
+    if compression == "gzip":
+        level = 4 if opts is None else opts
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 9:
+            raise ValueError(f"compression_opts for gzip is a level 0-9, got {opts!r}")
+        return "gzip", level, level
+    if compression == "lzf":
+        if opts is not None:
+            raise ValueError("lzf takes no compression_opts")
+        return "lzf", None, None
+    raise ValueError(f"compression must be 'gzip', 'lzf', a gzip level 0-9 or None, "
+                     f"got {compression!r}")
+
+
+def _temp_beside(out: str) -> str:
+    d, base = os.path.split(out)
+    return os.path.join(d, f".{base}.shmparse-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def _fsync_path(path: str, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.PathLike], *,
+            dtype: Any, workers: Optional[int] = None, layout: str = "per-file",
+            compression: Any = None, compression_opts: Any = None, shuffle: bool = False,
+            chunk_rows: Optional[int] = None, mode: str = "w-",
+            progress: Union[None, bool, Callable[[Progress], Any]] = None, strict: bool = True,
+            block_bytes: int = DEFAULT_BLOCK_BYTES, max_inflight: Optional[int] = None,
+            compress_in: str = "workers", loader: Optional[Loader] = None,
+            **loadtxt_kwargs: Any) -> ConvertSummary:
+    """Convert text files to one HDF5 file; returns a :class:`ConvertSummary`.
+
+    Parameters
+    ----------
+    paths : path or iterable of paths
+        The inputs (plain, or ``.gz``/``.bz2``/``.xz``/``.lzma`` compressed).
+    out : path
+        The HDF5 file to write.  It appears only when everything succeeded.
+    dtype : numpy dtype
+        Of every row; a structured dtype gives 1-D datasets, a plain one
+        ``(rows, columns)`` datasets.  HDF5 has no ``U`` strings: use ``S``.
+    workers : int, optional
+        Loader processes (default: the usable CPUs).  Ignored with ``loader=``.
+    layout : ``"per-file"`` or ``"concat"``
+        One dataset per input, named by :func:`dataset_name` (its base name,
+        ``~2``, ``~3``... on a clash); or one dataset ``data`` with every row
+        in input order and an ``index`` dataset (file, first_row, rows, size,
+        mtime).
+    compression, compression_opts, shuffle, chunk_rows
+        As h5py's ``create_dataset`` (``"gzip"``, ``"lzf"`` or a gzip level).
+        Datasets are chunked by ``chunk_rows`` rows (default: about 1 MiB).
+    mode : ``"w-"`` (default: refuse to overwrite), ``"w"`` (overwrite) or ``"a"``
+        (add datasets to an existing file, which is left as it was on failure).
+    progress : None, True or callable
+        True shows a tqdm bar on stderr; a callable gets a :class:`Progress`
+        after every block.
+    strict : bool
+        A string longer than its ``S`` field is a :class:`~shmparse.ParseError`
+        naming file, line and column (default True here).
+    block_bytes : int
+        Text per block.  At most ``max_inflight`` (default ``2 x workers``)
+        blocks are parsed and not yet written at any time: that bounds memory.
+    compress_in : ``"workers"`` or ``"parent"``
+        Where gzip runs: on the workers (the default: all CPUs), or in the
+        parent through h5py alone.  lzf always runs in the parent.
+    loader : Loader, optional
+        A warm :class:`~shmparse.Loader` to use instead of starting one.
+    **loadtxt_kwargs
+        ``comments, delimiter, converters, skiprows, usecols, encoding,
+        max_rows, quotechar`` as for :func:`shmparse.loadtxt`.
+    """
+    t0 = time.perf_counter()
+    import h5py
+
+    # -- arguments, all checked before anything is read or created --------------------
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    given = list(paths)
+    if not given:
+        raise ValueError("to_hdf5() needs at least one input file")
+    for key in loadtxt_kwargs:
+        if key not in _PASSED_ON:
+            if key in _LOADTXT_DEFAULTS or key in ("out", "shared", "fname"):
+                raise TypeError(f"to_hdf5() does not take {key}= (datasets are always 2-D for "
+                                "a plain dtype, 1-D for a structured one)"
+                                if key in ("ndmin", "unpack") else f"to_hdf5() does not take {key}=")
+            raise TypeError(f"to_hdf5() got an unexpected keyword argument {key!r}")
+    if layout not in _LAYOUTS:
+        raise ValueError(f"layout must be 'per-file' or 'concat', got {layout!r}")
+    if mode not in _MODES:
+        raise ValueError(f"mode must be 'w-' (default), 'w' or 'a', got {mode!r}")
+    mode = _MODES[mode]
+    if compress_in not in ("workers", "parent"):
+        raise ValueError(f"compress_in must be 'workers' or 'parent', got {compress_in!r}")
+    block_bytes = int(block_bytes)
+    if block_bytes < 1:
+        raise ValueError(f"block_bytes must be positive, got {block_bytes}")
+    if chunk_rows is not None and int(chunk_rows) < 1:
+        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    if max_inflight is not None and int(max_inflight) < 1:
+        raise ValueError(f"max_inflight must be a positive integer, got {max_inflight!r}")
+    comp, comp_opts, level = _compression(compression, compression_opts)
+    dtype = np.dtype(dtype)
+    _check_h5_dtype(dtype)
+    kw = dict(loadtxt_kwargs)
+    # the job as loadtxt checks it (argument errors now, with loadtxt's words)
+    try:
+        _make_job(os.devnull, dtype, kw.get("comments", "#"), kw.get("delimiter"),
+                  kw.get("skiprows", 0), kw.get("usecols"), 0, kw.get("encoding"),
+                  kw.get("max_rows"), kw.get("quotechar"), strict, 1)
+    except Unsupported:
+        pass    # numpy.loadtxt will do it, in the worker (whole files)
+    sources = [_Source(i, p) for i, p in enumerate(given)]
+    out = os.path.abspath(os.fspath(out))
+    if os.path.isdir(out):
+        raise IsADirectoryError(f"{out} is a directory")
+    exists = os.path.exists(out)
+    if mode == "w-" and exists:
+        raise FileExistsError(f"{out} exists (use mode='w' to overwrite it, or 'a' to add "
+                              "datasets to it)")
+    if mode == "a" and exists:
+        with h5py.File(out, "r"):
+            pass    # not an HDF5 file: an error now, not after the parse
+    options = _options_json(kw, strict)
+    shows_bar = progress is True
+    callback = progress if callable(progress) else None
+
+    tmp = _temp_beside(out)
+    own = loader is None
+    runner: Optional[Loader] = None
+    ok = False
+    try:
+        if mode == "a" and exists:
+            shutil.copyfile(out, tmp)
+            h5 = h5py.File(tmp, "r+")
+        else:
+            h5 = h5py.File(tmp, "w")
+        try:
+            runner = Loader(workers) if own else loader
+            parallel = level is not None and compress_in == "workers"
+            writer = _Writer(h5, dtype=dtype, layout=layout, compression=comp,
+                             compression_opts=comp_opts, shuffle=bool(shuffle),
+                             chunk_rows=None if chunk_rows is None else int(chunk_rows),
+                             parallel=parallel, options=options)
+            bar = None
+            if shows_bar:
+                from tqdm import tqdm
+                bar = tqdm(total=sum(s.size for s in sources), unit="B", unit_scale=True,
+                           unit_divisor=1024, desc="shmparse", leave=True, dynamic_ncols=True)
+            try:
+                conv = _Conversion(runner, writer, sources, dtype, kw, strict, block_bytes,
+                                   max_inflight or 2 * runner.workers, level, bool(shuffle),
+                                   bar, callback)
+                conv.run()
+            finally:
+                if bar is not None:
+                    bar.close()
+            writer.finish(sources)
+            names = tuple(writer.names)
+        finally:
+            h5.close()
+        _fsync_path(tmp)
+        if mode == "w-":
+            os.link(tmp, out)        # fails if the name appeared meanwhile: never replaced
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, out)
+        _fsync_path(os.path.dirname(out), directory=True)
+        ok = True
+    finally:
+        if not ok:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if own and runner is not None:
+            if ok:
+                runner.close()
+            else:
+                runner.terminate()
+    rows = sum(s.rows for s in sources)
+    return ConvertSummary(out, len(sources), rows, sum(s.size for s in sources),
+                          time.perf_counter() - t0, names)
+
+
+class _Conversion:
+    """Schedules parse and compress tasks on the loader and writes blocks in input order."""
+
+    def __init__(self, loader: Loader, writer: _Writer, sources: List[_Source], dtype: np.dtype,
+                 kw: Dict[str, Any], strict: bool, block_bytes: int, limit: int,
+                 level: Optional[int], shuffle: bool, bar: Any,
+                 callback: Optional[Callable[[Progress], Any]]) -> None:
+        self.loader = loader
+        self.writer = writer
+        self.sources = sources
+        self.dtype = dtype
+        self.kw = kw
+        self.strict = strict
+        self.block_bytes = block_bytes
+        self.limit = limit
+        self.level = level
+        self.shuffle = shuffle
+        self.bar = bar
+        self.callback = callback
+        self.next_source = 0
+        self.queue: Deque[_Block] = deque()          # blocks cut, not yet dispatched
+        self.compress: Deque[Tuple[_Task, _Block]] = deque()
+        self.running: Dict[_Task, _Block] = {}       # task -> the block it works on
+        self.targets: Dict[_Task, Any] = {}          # compress task -> its dataset
+        self.parsed: Dict[int, _Block] = {}          # seq -> parsed block, not yet written
+        self.live: Dict[int, _Block] = {}            # blocks holding memory
+        self.seq = 0
+        self.next_write = 0
+        self.bytes_done = 0
+        self.rows_done = 0
+        self.files_done = 0
+        self.current: Optional[_Source] = None       # the input being written
+
+    # -- cutting inputs into blocks ----------------------------------------------------------
+    def _cut_next(self) -> bool:
+        """Cut the next input into blocks (queued); False when there is none left."""
+        if self.next_source >= len(self.sources):
+            return False
+        src = self.sources[self.next_source]
+        self.next_source += 1
+        blocks = self._plan_blocks(src)
+        src.blocks = len(blocks)
+        if not blocks:                  # no rows at all: an empty dataset, in order
+            blocks = [_Block(-1, src, True, src.size)]
+        for b in blocks:
+            b.seq = self.seq
+            self.seq += 1
+            self.queue.append(b)
+        return True
+
+    def _plan_blocks(self, src: _Source) -> List[_Block]:
+        kw = self.kw
+        try:
+            job, _, encoding = _make_job(src.path, self.dtype, kw.get("comments", "#"),
+                                         kw.get("delimiter"), kw.get("skiprows", 0),
+                                         kw.get("usecols"), 0, kw.get("encoding"),
+                                         kw.get("max_rows"), kw.get("quotechar"), self.strict, 1)
+        except Unsupported:
+            return self._whole(src)
+        src.job = job
+        text = open_path(src.path, encoding)
+        try:
+            if Loader._unsplittable(job, text, min_size=0):
+                return self._whole(src)
+            src.enc = text.enc
+            kw_engine = job.kwargs(text.enc)
+            kw_engine.update(lines=text.lines, translate_cr=text.translate_cr,
+                             skiplines=job.skiprows, max_rows=-1, warn_empty=False)
+            ncols = job.fixed_ncols
+            if ncols is None:
+                probe = _core.parse(text.buf, probe=True, **kw_engine)
+                if probe["status"] != _core.OK or probe["first_nfields"] < 0:
+                    return self._whole(src)     # no first row: loadtxt says what is wrong
+                ncols = probe["first_nfields"]
+            src.ncols = ncols
+            buf = text.buf
+            size = len(buf)
+            check = 0 if text.codec is None else (1 if text.codec == "utf-8" else 2)
+            start = _core.skip_lines(buf, job.skiprows)
+            view = memoryview(buf)
+            try:
+                if check and start:
+                    _, bad = _core.prescan(view[:start], _core.LINES_UNIVERSAL, check, 1)
+                    if bad >= 0:
+                        _raise_decode_error(text, bad)
+                src.line_base = _core.count_lines(view[:start], _core.LINES_UNIVERSAL) - 1
+            finally:
+                view.release()
+            cuts = [start]
+            while size - cuts[-1] > self.block_bytes:
+                c = _core.next_line_start(buf, cuts[-1] + self.block_bytes)
+                if c <= cuts[-1] or c >= size:
+                    break
+                cuts.append(c)
+            cuts.append(size)
+        finally:
+            text.close()
+        kw_engine.update(skiplines=0, usecols=job.usecols)
+        st = os.stat(src.path)
+        stamp = (st.st_size, st.st_mtime_ns)
+        if stamp[0] != src.size:
+            raise RuntimeError(f"{src.path!r} changed while it was being converted")
+        blocks = []
+        ranges = [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+        for k, (a, b) in enumerate(ranges):
+            blk = _Block(0, src, k == len(ranges) - 1, (b - a) + (start if k == 0 else 0))
+            name = shm._new_name()
+            blk.task = _Task(0, src.path, "block",
+                             (src.path, a, b, stamp, kw_engine, self.dtype, ncols, check, name),
+                             [name])
+            blocks.append(blk)
+        return blocks
+
+    def _whole(self, src: _Source) -> List[_Block]:
+        src.whole = True
+        name = shm._new_name()
+        kw = {k: v for k, v in self.kw.items()}
+        kw.update(dtype=self.dtype, strict=self.strict,
+                  ndmin=1 if self.dtype.names is not None else 2)
+        blk = _Block(0, src, True, src.size)
+        blk.task = _Task(0, src.path, "file", (src.path, kw, name), [name])
+        return [blk]
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            while True:
+                self._dispatch()
+                if self.next_write in self.parsed:
+                    self._write(self.parsed.pop(self.next_write))
+                    continue
+                if not self.running:
+                    if not self.queue and not self.compress and self.next_source >= len(self.sources):
+                        break
+                    if not self.queue and self.next_source < len(self.sources):
+                        continue      # _dispatch cuts the next file
+                    self.loader._wait_for_a_worker()
+                    continue
+                for task, reply in self.loader._collect_mine(list(self.running)):
+                    what = self.running.pop(task)
+                    self._received(task, what, reply)
+        finally:
+            self._clean_up()
+
+    def _dispatch(self) -> None:
+        ld = self.loader
+        while True:
+            if self.compress:
+                task, blk = self.compress[0]
+                if not ld._dispatch(task):
+                    return
+                self.compress.popleft()
+                self.running[task] = blk
+                continue
+            if len(self.live) >= self.limit:
+                return
+            if not self.queue:
+                if not self._cut_next():
+                    return
+                continue
+            blk = self.queue[0]
+            if blk.task is None:              # an input with no rows: nothing to parse
+                self.queue.popleft()
+                blk.reply = ("ok", None, [])
+                self.parsed[blk.seq] = blk
+                continue
+            if not ld._dispatch(blk.task):
+                return
+            self.queue.popleft()
+            self.running[blk.task] = blk
+            self.live[blk.seq] = blk
+
+    def _received(self, task: _Task, blk: _Block, reply: Tuple[Any, ...]) -> None:
+        if reply[0] == "crash":
+            self.loader._rewarn(reply)
+            raise reply[1]
+        if task.kind == "compress":
+            self.loader._rewarn(reply)
+            if reply[0] != "ok":
+                raise reply[1]
+            self.writer.store_chunks(self.targets.pop(task), task.args[-1], reply[1])
+            blk.pending -= 1
+            if blk.pending == 0:
+                self._free(blk)
+            return
+        blk.reply = reply
+        if reply[0] == "ok" and isinstance(reply[1], dict) and "handle" in reply[1]:
+            blk.sa = self._adopt(reply[1]["handle"])
+        elif reply[0] == "ok" and isinstance(reply[1], SharedHandle):
+            blk.sa = self._adopt(reply[1])
+        self.parsed[blk.seq] = blk
+
+    @staticmethod
+    def _adopt(handle: SharedHandle) -> SharedArray:
+        try:
+            sa = SharedArray.attach(handle)
+        except BaseException:
+            shm._unlink_quiet(handle.name)
+            raise
+        sa._adopt()
+        return sa
+
+    def _free(self, blk: _Block) -> None:
+        if blk.sa is not None:
+            blk.sa.close()
+            blk.sa = None
+        self.live.pop(blk.seq, None)
+
+    # -- writing, in input order ---------------------------------------------------------------
+    def _write(self, blk: _Block) -> None:
+        self.next_write += 1
+        src = blk.src
+        reply = blk.reply
+        assert reply is not None
+        self.loader._rewarn(reply)
+        if reply[0] != "ok":
+            raise reply[1]
+        res = reply[1]
+        if isinstance(res, dict):                  # a block of a file cut in pieces
+            job = src.job
+            assert job is not None
+            if res["status"] == "decode":
+                text = open_path(src.path, self.kw.get("encoding"))
+                try:
+                    _raise_decode_error(text, res["offset"])
+                finally:
+                    text.close()
+            job.note(res, src.rows)
+            if res["status"] != _core.OK:
+                if res["status"] in (_core.ERR_CONVERT, _core.ERR_TRUNCATE, _core.ERR_NCOLS,
+                                     _core.ERR_USECOL):
+                    res["err_row"] += src.rows
+                job.raise_for(res, enc=src.enc, line_base=src.line_base, ncols=src.ncols)
+            src.line_base += res["line_ends"]
+        if self.current is not src:
+            self.current = src
+            arr = None if blk.sa is None else blk.sa.array
+            ncols = src.ncols
+            if arr is not None and arr.ndim == 2:
+                ncols = arr.shape[1]
+            hint = arr.shape[0] if (arr is not None and blk.last and src.blocks <= 1) else None
+            self.writer.begin(src, ncols, hint)
+        runs: List[Tuple[int, int, int]] = []
+        if blk.sa is not None:
+            arr = blk.sa.array
+            if arr.ndim == 2 and self.writer.ncols is not None and arr.shape[1] != self.writer.ncols \
+                    and self.writer.layout == "concat":
+                raise ValueError(f"layout='concat' needs the same number of columns in every "
+                                 f"input: {src.path} has {arr.shape[1]}, the inputs before it "
+                                 f"{self.writer.ncols}")
+            runs = self.writer.append(arr)
+            src.rows += arr.shape[0]
+            self.rows_done += arr.shape[0]
+            del arr
+        if blk.last:
+            if src.job is not None and src.job.f16_overflow:
+                _warn("overflow encountered in cast", RuntimeWarning)
+            if src.rows == 0 and not src.whole:     # (a whole file: the worker warned)
+                _warn(f'loadtxt: input contained no data: "{src.path}"', UserWarning)
+            self.writer.end(src)
+            self.files_done += 1
+            self.current = None
+        if runs:
+            assert blk.sa is not None
+            elsize = self.dtype.itemsize
+            for first, row, nchunks in runs:
+                t = _Task(0, src.path, "compress",
+                          (blk.sa.handle, first, nchunks, self.writer.ds.chunks[0], elsize,
+                           self.shuffle, self.level, row))
+                blk.pending += 1
+                self.targets[t] = self.writer.ds
+                self.compress.append((t, blk))
+        else:
+            self._free(blk)
+        self.bytes_done += blk.nbytes
+        if self.bar is not None:
+            self.bar.update(blk.nbytes)
+            self.bar.set_postfix_str(f"{self.rows_done:,} rows", refresh=False)
+        if self.callback is not None:
+            self.callback(Progress(src.path, self.bytes_done, sum(s.size for s in self.sources),
+                                   self.rows_done, self.files_done, len(self.sources)))
+
+    def _clean_up(self) -> None:
+        """On the way out (normally everything is already written and freed)."""
+        ld = self.loader
+        tasks = list(self.running)
+        ld._forget(tasks)
+        ld._abandon(tasks)
+        self.running.clear()
+        for blk in list(self.parsed.values()) + list(self.live.values()):
+            if blk.sa is not None:
+                blk.sa.close()
+                blk.sa = None
+            elif blk.task is not None and blk.reply is not None and blk.reply[0] == "ok":
+                for name in blk.task.names:
+                    shm._unlink_quiet(name)
+        self.parsed.clear()
+        self.live.clear()
+        self.compress.clear()
+        self.targets.clear()
