@@ -1,64 +1,303 @@
-"""``python -m shmparse demo``: parse a built-in sample with shmparse and check it against numpy;
-``python -m shmparse gc``: remove shared-memory segments whose creator died."""
+"""The ``shmparse`` command (also ``python -m shmparse``).
+
+* ``shmparse convert INPUT... -o OUT.h5 --dtype SPEC`` — text files in, one HDF5 file out.
+* ``shmparse demo`` — writes seed-format sample files, converts them, checks the result.
+* ``shmparse gc`` — removes shared-memory segments whose creator died.
+
+Exit codes: 0 success; 1 a data error (the message names file:line:column and the text) or
+another failure while converting; 2 a usage error (bad options, output exists, input
+missing); 130 on Ctrl-C; 143 on SIGTERM.  No output file appears unless the run succeeded.
+"""
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
-from . import __version__, cleanup, list_segments, loadtxt
-from ._sample import SEED_DTYPE, write_seed_file
+from . import __version__, cleanup, list_segments
+from .errors import ParseError
+
+EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
 
-def _demo(rows: int) -> int:
+class UsageError(Exception):
+    """A command line that cannot run (exit code 2)."""
+
+
+# -- option parsing -------------------------------------------------------------------------
+def parse_dtype(spec: str) -> np.dtype:
+    """``'chr:S10,pos:i4,pct:f4'`` (fields) or any numpy dtype string (``'f8'``, ``'<i4'``)."""
+    spec = spec.strip()
+    try:
+        if ":" in spec:
+            fields = []
+            for part in spec.split(","):
+                name, sep, code = part.partition(":")
+                if not sep or not name.strip() or not code.strip():
+                    raise ValueError(f"field {part!r} is not NAME:TYPE")
+                fields.append((name.strip(), code.strip()))
+            return np.dtype(fields)
+        return np.dtype(spec)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--dtype {spec!r}: {exc}") from None
+
+
+_NAMED = {"tab": "\t", "\\t": "\t", "comma": ",", "space": " ", "semicolon": ";", "pipe": "|"}
+
+
+def parse_delimiter(value: Optional[str]) -> Optional[str]:
+    """``TAB``, ``COMMA``, ``SPACE``... or one character; ``whitespace`` (the default) is numpy's
+    ``delimiter=None``: any run of spaces and tabs."""
+    if value is None or value.lower() in ("whitespace", "ws", "none"):
+        return None
+    v = _NAMED.get(value.lower(), value)
+    if len(v) != 1:
+        raise UsageError(f"--delimiter {value!r}: one character, or TAB, COMMA, SPACE, "
+                         "SEMICOLON, PIPE, WHITESPACE")
+    return v
+
+
+def parse_usecols(value: Optional[str]) -> Optional[List[int]]:
+    if value is None:
+        return None
+    try:
+        return [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--usecols {value!r}: a comma-separated list of column numbers "
+                         "(from 0)") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shmparse", description=f"shmparse {__version__}: big text "
+                                "tables into numpy and HDF5")
+    p.add_argument("--version", action="version", version=f"shmparse {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{convert,demo,gc}")
+    c = sub.add_parser("convert", help="convert text files to one HDF5 file",
+                       description="Convert text files to one HDF5 file (written to a temporary "
+                       "file and renamed into place on success).")
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="text files (.gz/.bz2/.xz too)")
+    c.add_argument("-o", "--output", required=True, metavar="OUT.h5")
+    c.add_argument("--dtype", required=True,
+                   help="fields 'chr:S10,pos:i4,pct:f4' or a numpy dtype such as 'f8'")
+    c.add_argument("--delimiter", default=None,
+                   help="TAB, COMMA, SPACE, ... or one character (default: whitespace)")
+    c.add_argument("--comments", default="#", help="comment prefix; '' for none (default '#')")
+    c.add_argument("--skiprows", type=int, default=0, metavar="N")
+    c.add_argument("--usecols", default=None, metavar="0,1,3")
+    c.add_argument("--max-rows", type=int, default=None, metavar="N")
+    c.add_argument("--encoding", default=None)
+    c.add_argument("--quotechar", default=None)
+    c.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="loader processes (default: the usable CPUs)")
+    c.add_argument("--layout", choices=("per-file", "concat"), default="per-file")
+    c.add_argument("--compression", choices=("gzip", "lzf"), default=None)
+    c.add_argument("--compression-level", type=int, default=None, metavar="0-9",
+                   help="gzip level (default 4)")
+    c.add_argument("--shuffle", action="store_true", help="HDF5 shuffle filter")
+    c.add_argument("--compress-in", choices=("workers", "parent"), default="workers",
+                   help="where gzip runs (default: on the workers, all CPUs)")
+    c.add_argument("--chunk-rows", type=int, default=None, metavar="N")
+    c.add_argument("--block-size", type=float, default=16, metavar="MiB",
+                   help="text per block (memory: about 2 x workers blocks; default 16)")
+    c.add_argument("--no-strict", action="store_true",
+                   help="truncate strings longer than their field, as numpy does")
+    w = c.add_mutually_exclusive_group()
+    w.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
+    w.add_argument("--append", action="store_true", help="add datasets to an existing OUT.h5")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    d = sub.add_parser("demo", help="write sample seed-format files and convert them to HDF5")
+    d.add_argument("-o", "--output", default="shmparse-demo.h5", metavar="OUT.h5",
+                   help="(default: ./shmparse-demo.h5, replaced if it exists)")
+    d.add_argument("--files", type=int, default=4)
+    d.add_argument("--rows", type=int, default=250_000, help="rows per file")
+    d.add_argument("--workers", type=int, default=None)
+    d.add_argument("-q", "--quiet", action="store_true")
+    g = sub.add_parser("gc", help="remove shared-memory segments left behind by dead processes")
+    g.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    g.add_argument("--list", action="store_true", help="list every shmparse segment and exit")
+    return p
+
+
+# -- convert --------------------------------------------------------------------------------
+def _fmt_bytes(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class _Report:
+    """Progress: a tqdm bar on an interactive stderr, else one line per file; or nothing."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.interactive = (not quiet) and sys.stderr.isatty()
+        self.files_done = 0
+        self.rows_at = 0
+        self.t0 = time.perf_counter()
+
+    def progress(self) -> Any:
+        if self.quiet:
+            return None
+        if self.interactive:
+            return True
+        return self._line
+
+    def _line(self, p: Any) -> None:
+        if p.files_done > self.files_done:
+            self.files_done = p.files_done
+            rows = p.rows_done - self.rows_at
+            self.rows_at = p.rows_done
+            el = time.perf_counter() - self.t0
+            print(f"shmparse: [{p.files_done}/{p.files_total}] {p.path}: {rows:,} rows "
+                  f"({_fmt_bytes(p.bytes_done)} of {_fmt_bytes(p.bytes_total)} in {el:.1f} s)",
+                  file=sys.stderr, flush=True)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .hdf5 import to_hdf5
+    dtype = parse_dtype(args.dtype)
+    missing = [p for p in args.inputs if not os.path.exists(p)]
+    if missing:
+        raise UsageError(f"input not found: {', '.join(missing)}")
+    mode = "a" if args.append else ("w" if args.overwrite else "w-")
+    if mode == "w-" and os.path.exists(args.output):
+        raise UsageError(f"{args.output} exists: use --overwrite to replace it or --append to "
+                         "add datasets to it")
+    if args.block_size <= 0:
+        raise UsageError("--block-size must be positive")
+    comments = args.comments if args.comments not in ("", "none", "None") else None
+    compression: Any = args.compression
+    if args.compression_level is not None:
+        if compression not in (None, "gzip"):
+            raise UsageError("--compression-level applies to gzip")
+        compression = "gzip"
+    kwargs = dict(delimiter=parse_delimiter(args.delimiter), comments=comments,
+                  skiprows=args.skiprows, usecols=parse_usecols(args.usecols),
+                  max_rows=args.max_rows, encoding=args.encoding, quotechar=args.quotechar)
+    report = _Report(args.quiet)
+    try:
+        summary = to_hdf5(args.inputs, args.output, dtype=dtype, workers=args.workers,
+                          layout=args.layout, compression=compression,
+                          compression_opts=args.compression_level, shuffle=args.shuffle,
+                          chunk_rows=args.chunk_rows, mode=mode, progress=report.progress(),
+                          strict=not args.no_strict, block_bytes=int(args.block_size * (1 << 20)),
+                          compress_in=args.compress_in, **kwargs)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, (ParseError, UnicodeError)):
+            raise
+        if _is_argument_error(exc):
+            raise UsageError(str(exc)) from None
+        raise
+    if not args.quiet:
+        s = summary
+        rate = s.bytes_read / s.seconds / 1e6 if s.seconds > 0 else 0.0
+        print(f"shmparse: wrote {s.output}: {s.files} file(s), {s.rows:,} rows, "
+              f"{_fmt_bytes(s.bytes_read)} read in {s.seconds:.2f} s ({rate:.0f} MB/s)",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def _is_argument_error(exc: BaseException) -> bool:
+    """TypeError/ValueError raised while checking arguments, before any input was parsed."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_name in (
+        "to_hdf5", "_compression", "_check_h5_dtype", "_make_job", "_check_nonneg_int",
+        "_check_control_chars", "_control", "make_plan", "_column", "_flatten")
+
+
+def _data_error_message(exc: BaseException) -> str:
+    if isinstance(exc, ParseError) and exc.source is not None:
+        where = f"{exc.source}:{exc.line}" + (f":{exc.column}" if exc.column else "")
+        text = f" (text {exc.text!r})" if exc.text is not None else ""
+        return f"{where}: {exc}{text}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+# -- demo and gc ----------------------------------------------------------------------------
+def _demo(args: argparse.Namespace) -> int:
+    from ._sample import SEED_DTYPE, write_seed_file
+    from .hdf5 import to_hdf5
+    import h5py
     with tempfile.TemporaryDirectory(prefix="shmparse-demo-") as tmp:
-        path = os.path.join(tmp, "sample.tsv")
-        write_seed_file(path, rows)
-        size = os.path.getsize(path) / 1e6
-        print(f"sample: {rows} seed-format rows, {size:.1f} MB ({path})")
-        t0 = time.perf_counter()
-        ours = loadtxt(path, dtype=SEED_DTYPE, delimiter="\t")
-        t1 = time.perf_counter()
-        ref = np.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t")
-        t2 = time.perf_counter()
-        same = ours.tobytes() == ref.tobytes()
-        print(f"shmparse.loadtxt: {t1 - t0:.3f} s ({size / (t1 - t0):.0f} MB/s)")
-        print(f"numpy.loadtxt:    {t2 - t1:.3f} s ({size / (t2 - t1):.0f} MB/s)")
-        print(f"identical bytes: {same}; first rows:\n{ours[:3]}")
-        return 0 if same else 1
+        paths = []
+        for i in range(args.files):
+            p = os.path.join(tmp, f"sample_{i}.tsv")
+            write_seed_file(p, args.rows, seed=i)
+            paths.append(p)
+        total = sum(os.path.getsize(p) for p in paths)
+        if not args.quiet:
+            print(f"shmparse demo: {args.files} seed-format files x {args.rows:,} rows "
+                  f"({_fmt_bytes(total)}) in {tmp}")
+        s = to_hdf5(paths, args.output, dtype=SEED_DTYPE, delimiter="\t", mode="w",
+                    workers=args.workers, progress=None if args.quiet else
+                    (True if sys.stderr.isatty() else None))
+        same = True
+        with h5py.File(s.output, "r") as h5:
+            for p, name in zip(paths, s.datasets):
+                same &= h5[name][:].tobytes() == np.loadtxt(p, dtype=SEED_DTYPE,
+                                                            delimiter="\t").tobytes()
+            first = h5[s.datasets[0]][:3]
+        if not args.quiet:
+            print(f"wrote {s.output}: datasets {', '.join(s.datasets)}; {s.rows:,} rows in "
+                  f"{s.seconds:.2f} s ({total / s.seconds / 1e6:.0f} MB/s)")
+            print(f"every dataset equals numpy.loadtxt of its file: {same}")
+            print(f"first rows of {s.datasets[0]}:\n{first}")
+        return EXIT_OK if same else EXIT_DATA
 
 
 def _gc(dry_run: bool, list_only: bool) -> int:
     if list_only:
         for name, pid, size in list_segments():
             print(f"{name}\tpid {pid}\t{size} bytes")
-        return 0
+        return EXIT_OK
     removed = cleanup(dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for name in removed:
         print(f"{verb} {name}")
     print(f"{verb} {len(removed)} orphaned segment(s)")
-    return 0
+    return EXIT_OK
 
 
-def main(argv: "list[str] | None" = None) -> int:
-    parser = argparse.ArgumentParser(prog="shmparse", description=f"shmparse {__version__}")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    demo = sub.add_parser("demo", help="parse a built-in sample and compare with numpy.loadtxt")
-    demo.add_argument("--rows", type=int, default=200_000)
-    gc = sub.add_parser("gc", help="remove shared-memory segments left behind by dead processes")
-    gc.add_argument("--dry-run", action="store_true", help="only list what would be removed")
-    gc.add_argument("--list", action="store_true", help="list every shmparse segment and exit")
-    args = parser.parse_args(argv)
-    if args.cmd == "demo":
-        return _demo(args.rows)
-    if args.cmd == "gc":
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)    # unwinds: temporary file, workers and segments go
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)      # exits 2 on a usage error
+    previous = None
+    if args.cmd in ("convert", "demo"):
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:               # not the main thread
+            previous = None
+    try:
+        if args.cmd == "convert":
+            return _convert(args)
+        if args.cmd == "demo":
+            return _demo(args)
         return _gc(args.dry_run, args.list)
-    return 2
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"shmparse: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("shmparse: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as exc:
+        print(f"shmparse: error: {_data_error_message(exc)}", file=sys.stderr)
+        return EXIT_DATA
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
