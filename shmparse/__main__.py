@@ -105,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--chunk-rows", type=int, default=None, metavar="N")
     c.add_argument("--block-size", type=float, default=16, metavar="MiB",
                    help="text per block (memory: about 2 x workers blocks; default 16)")
+    c.add_argument("--fsync", action="store_true",
+                   help="flush OUT.h5 to disk before exiting (survives a power loss)")
     c.add_argument("--no-strict", action="store_true",
                    help="truncate strings longer than their field, as numpy does")
     w = c.add_mutually_exclusive_group()
@@ -185,7 +187,7 @@ def _convert(args: argparse.Namespace) -> int:
                           compression_opts=args.compression_level, shuffle=args.shuffle,
                           chunk_rows=args.chunk_rows, mode=mode, progress=report.progress(),
                           strict=not args.no_strict, block_bytes=int(args.block_size * (1 << 20)),
-                          compress_in=args.compress_in, **kwargs)
+                          compress_in=args.compress_in, fsync=args.fsync, **kwargs)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, (ParseError, UnicodeError)):
             raise

@@ -16,10 +16,14 @@ Design (README, "Writing HDF5"):
   dataset that any HDF5 reader decodes.  The one chunk per block that straddles two blocks,
   and a dataset's last partial chunk, go through h5py's own filter pipeline in the parent.
 * **Never a broken result.**  Everything is written to a hidden temporary file beside the
-  target, flushed and fsynced, then renamed into place (``mode="w-"`` links it, so an existing
-  file is never replaced).  On any failure, Ctrl-C included, the temporary file is removed,
-  workers are stopped and no segment is left; a kill leaves at most the hidden file, never a
-  file under the final name.  ``mode="a"`` works on a copy of the existing file.
+  target, closed (and fsynced with ``fsync=True``), then renamed into place (``mode="w-"``
+  links it, so an existing file is never replaced).  On any failure, Ctrl-C included, the
+  temporary file is removed, workers are stopped and no segment is left; a kill leaves at
+  most the hidden file, never a file under the final name.  ``mode="a"`` works on a copy of
+  the existing file.
+* **Reused block segments.**  Blocks go into a few segments (at most ``max_inflight``) that
+  are filled again and again, so pages are allocated, zeroed and mapped once per run, not
+  once per block.
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ from . import _core, shm
 from ._loadtxt import _Job, _make_job, _raise_decode_error, _warn
 from ._plan import Unsupported
 from ._sources import open_path
-from .pool import _LOADTXT_DEFAULTS, Loader, _Task
+from .pool import _LOADTXT_DEFAULTS, Loader, _Task, map_slot
 from .shm import SharedArray, SharedHandle
 
 __all__ = ["to_hdf5", "ConvertSummary", "Progress", "dataset_name"]
@@ -88,14 +92,15 @@ def dataset_name(path: Any, taken: Iterable[str] = ()) -> str:
 
 
 # -- worker side: compress whole chunks of a block ---------------------------------------
-def _compress_task(handle: SharedHandle, first_row: int, nchunks: int, chunk_rows: int,
-                   elsize: int, shuffle: bool, level: int, dest_row: int) -> List[bytes]:
-    """Filter ``nchunks`` whole chunks of a block's segment, from its row ``first_row``, as
-    HDF5's shuffle and deflate filters would (``dest_row``: where the parent stores them)."""
+def _compress_task(handle: SharedHandle, per_row: int, first_row: int, nchunks: int,
+                   chunk_rows: int, elsize: int, shuffle: bool, level: int,
+                   dest_row: int) -> List[bytes]:
+    """Filter ``nchunks`` whole chunks of a block (the bytes of ``handle``, ``per_row`` bytes a
+    row) from its row ``first_row`` on, as HDF5's shuffle and deflate filters would
+    (``dest_row``: where the parent stores them)."""
     sa = SharedArray.attach(handle, readonly=True)
     try:
-        raw = sa.array.reshape(-1).view(np.uint8)
-        per_row = raw.size // sa.shape[0]
+        raw = sa.array
         size = chunk_rows * per_row
         out = []
         for i in range(nchunks):
@@ -136,8 +141,42 @@ class _Source:
         self.whole = False       # parsed whole by one worker
 
 
+class _Slot:
+    """A reusable shared-memory segment for blocks: made by the parent, filled by a worker
+    (which grows it, reserving the pages, when a block needs more room), read by the parent,
+    then filled again.  Reuse spares every block the page allocation, zeroing, faults and
+    freeing a new segment costs."""
+
+    def __init__(self) -> None:
+        self.name, fd = shm._create_segment(shm.HEADER)
+        os.close(fd)
+        self.mm: Optional[Any] = None
+
+    def array(self, size: int, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The block a worker left in the segment (now ``size`` bytes long)."""
+        if self.mm is None or len(self.mm) < size:
+            if self.mm is not None:
+                self.mm.close()
+            self.mm = map_slot(self.name, size, False)
+        count = int(np.prod(shape, dtype=np.int64))
+        return np.frombuffer(self.mm, dtype, count=count, offset=shm.HEADER).reshape(shape)
+
+    def handle(self, nbytes: int) -> SharedHandle:
+        return SharedHandle(self.name, (nbytes,), np.dtype(np.uint8), shm.HEADER, nbytes)
+
+    def close(self) -> None:
+        try:
+            if self.mm is not None:
+                self.mm.close()
+        except BufferError:   # a view still alive (an exception's traceback): it keeps
+            pass              # the pages until it goes; the name goes now
+        self.mm = None
+        shm._unlink_quiet(self.name)
+
+
 class _Block:
-    __slots__ = ("seq", "src", "last", "nbytes", "task", "reply", "sa", "pending")
+    __slots__ = ("seq", "src", "last", "nbytes", "task", "reply", "sa", "pending", "args",
+                 "slot", "nbytes_out")
 
     def __init__(self, seq: int, src: _Source, last: bool, nbytes: int) -> None:
         self.seq = seq
@@ -146,8 +185,11 @@ class _Block:
         self.nbytes = nbytes       # bytes of input it covers
         self.task: Optional[_Task] = None
         self.reply: Optional[Tuple[Any, ...]] = None
-        self.sa: Optional[SharedArray] = None
+        self.sa: Optional[SharedArray] = None     # a whole file's result
         self.pending = 0           # compress tasks not yet written
+        self.args: Tuple[Any, ...] = ()           # a block task's arguments but its slot
+        self.slot: Optional[_Slot] = None
+        self.nbytes_out = 0        # bytes of rows it holds
 
 
 def _options_json(kw: Dict[str, Any], strict: bool) -> str:
@@ -378,7 +420,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
             chunk_rows: Optional[int] = None, mode: str = "w-",
             progress: Union[None, bool, Callable[[Progress], Any]] = None, strict: bool = True,
             block_bytes: int = DEFAULT_BLOCK_BYTES, max_inflight: Optional[int] = None,
-            compress_in: str = "workers", loader: Optional[Loader] = None,
+            compress_in: str = "workers", fsync: bool = False, loader: Optional[Loader] = None,
             **loadtxt_kwargs: Any) -> ConvertSummary:
     """Convert text files to one HDF5 file; returns a :class:`ConvertSummary`.
 
@@ -415,6 +457,10 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
     compress_in : ``"workers"`` or ``"parent"``
         Where gzip runs: on the workers (the default: all CPUs), or in the
         parent through h5py alone.  lzf always runs in the parent.
+    fsync : bool
+        Also flush the file and its directory to disk before returning, so that
+        the result survives a power loss (default False: a crash or a kill of
+        the process already never leaves a partial file under ``out``).
     loader : Loader, optional
         A warm :class:`~shmparse.Loader` to use instead of starting one.
     **loadtxt_kwargs
@@ -511,13 +557,15 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
             names = tuple(writer.names)
         finally:
             h5.close()
-        _fsync_path(tmp)
+        if fsync:
+            _fsync_path(tmp)
         if mode == "w-":
             os.link(tmp, out)        # fails if the name appeared meanwhile: never replaced
             os.unlink(tmp)
         else:
             os.replace(tmp, out)
-        _fsync_path(os.path.dirname(out), directory=True)
+        if fsync:
+            _fsync_path(os.path.dirname(out), directory=True)
         ok = True
     finally:
         if not ok:
@@ -561,6 +609,8 @@ class _Conversion:
         self.targets: Dict[_Task, Any] = {}          # compress task -> its dataset
         self.parsed: Dict[int, _Block] = {}          # seq -> parsed block, not yet written
         self.live: Dict[int, _Block] = {}            # blocks holding memory
+        self.slots: List[_Slot] = []                  # every slot made
+        self.idle_slots: List[_Slot] = []
         self.seq = 0
         self.next_write = 0
         self.bytes_done = 0
@@ -632,7 +682,8 @@ class _Conversion:
             cuts.append(size)
         finally:
             text.close()
-        kw_engine.update(skiplines=0, usecols=job.usecols)
+        kw_engine.update(skiplines=0, usecols=job.usecols, cols=job.plan.specs(ncols))
+        row_size = job.plan.row_size(ncols)
         st = os.stat(src.path)
         stamp = (st.st_size, st.st_mtime_ns)
         if stamp[0] != src.size:
@@ -641,10 +692,8 @@ class _Conversion:
         ranges = [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
         for k, (a, b) in enumerate(ranges):
             blk = _Block(0, src, k == len(ranges) - 1, (b - a) + (start if k == 0 else 0))
-            name = shm._new_name()
-            blk.task = _Task(0, src.path, "block",
-                             (src.path, a, b, stamp, kw_engine, self.dtype, ncols, check, name),
-                             [name])
+            blk.args = (src.path, a, b, stamp, kw_engine, row_size, check)
+            blk.task = _Task(0, src.path, "block", ())    # its slot is chosen at dispatch
             blocks.append(blk)
         return blocks
 
@@ -701,7 +750,14 @@ class _Conversion:
                 blk.reply = ("ok", None, [])
                 self.parsed[blk.seq] = blk
                 continue
-            if not ld._dispatch(blk.task):
+            if blk.args:
+                slot = self.idle_slots.pop() if self.idle_slots else self._new_slot()
+                blk.task.args = blk.args + (slot.name,)
+                if not ld._dispatch(blk.task):
+                    self.idle_slots.append(slot)
+                    return
+                blk.slot = slot
+            elif not ld._dispatch(blk.task):
                 return
             self.queue.popleft()
             self.running[blk.task] = blk
@@ -721,11 +777,14 @@ class _Conversion:
                 self._free(blk)
             return
         blk.reply = reply
-        if reply[0] == "ok" and isinstance(reply[1], dict) and "handle" in reply[1]:
-            blk.sa = self._adopt(reply[1]["handle"])
-        elif reply[0] == "ok" and isinstance(reply[1], SharedHandle):
+        if reply[0] == "ok" and isinstance(reply[1], SharedHandle):   # a whole file
             blk.sa = self._adopt(reply[1])
         self.parsed[blk.seq] = blk
+
+    def _new_slot(self) -> _Slot:
+        slot = _Slot()
+        self.slots.append(slot)
+        return slot
 
     @staticmethod
     def _adopt(handle: SharedHandle) -> SharedArray:
@@ -741,6 +800,9 @@ class _Conversion:
         if blk.sa is not None:
             blk.sa.close()
             blk.sa = None
+        if blk.slot is not None:
+            self.idle_slots.append(blk.slot)
+            blk.slot = None
         self.live.pop(blk.seq, None)
 
     # -- writing, in input order ---------------------------------------------------------------
@@ -769,26 +831,41 @@ class _Conversion:
                     res["err_row"] += src.rows
                 job.raise_for(res, enc=src.enc, line_base=src.line_base, ncols=src.ncols)
             src.line_base += res["line_ends"]
+        arr: Optional[np.ndarray] = None
+        if blk.sa is not None:
+            arr = blk.sa.array
+        elif blk.slot is not None:
+            assert src.job is not None
+            rows = res["rows"]
+            shape = (rows, src.ncols) if src.job.plan.homogeneous else (rows,)
+            arr = blk.slot.array(res["slot_size"], shape, self.dtype)
         if self.current is not src:
             self.current = src
-            arr = None if blk.sa is None else blk.sa.array
-            ncols = src.ncols
-            if arr is not None and arr.ndim == 2:
-                ncols = arr.shape[1]
+            ncols = arr.shape[1] if arr is not None and arr.ndim == 2 else src.ncols
             hint = arr.shape[0] if (arr is not None and blk.last and src.blocks <= 1) else None
             self.writer.begin(src, ncols, hint)
         runs: List[Tuple[int, int, int]] = []
-        if blk.sa is not None:
-            arr = blk.sa.array
-            if arr.ndim == 2 and self.writer.ncols is not None and arr.shape[1] != self.writer.ncols \
-                    and self.writer.layout == "concat":
+        handle: Optional[SharedHandle] = None
+        per_row = 0
+        if arr is not None:
+            if (self.writer.layout == "concat" and arr.ndim == 2
+                    and self.writer.ncols is not None and arr.shape[1] != self.writer.ncols):
                 raise ValueError(f"layout='concat' needs the same number of columns in every "
                                  f"input: {src.path} has {arr.shape[1]}, the inputs before it "
                                  f"{self.writer.ncols}")
             runs = self.writer.append(arr)
-            src.rows += arr.shape[0]
-            self.rows_done += arr.shape[0]
-            del arr
+            n = arr.shape[0]
+            src.rows += n
+            self.rows_done += n
+            if runs:
+                per_row = arr.nbytes // n
+                if blk.sa is not None:
+                    h = blk.sa.handle
+                    handle = SharedHandle(h.name, (h.size,), np.dtype(np.uint8), h.offset, h.size)
+                else:
+                    assert blk.slot is not None
+                    handle = blk.slot.handle(arr.nbytes)
+        del arr
         if blk.last:
             if src.job is not None and src.job.f16_overflow:
                 _warn("overflow encountered in cast", RuntimeWarning)
@@ -798,11 +875,10 @@ class _Conversion:
             self.files_done += 1
             self.current = None
         if runs:
-            assert blk.sa is not None
             elsize = self.dtype.itemsize
             for first, row, nchunks in runs:
                 t = _Task(0, src.path, "compress",
-                          (blk.sa.handle, first, nchunks, self.writer.ds.chunks[0], elsize,
+                          (handle, per_row, first, nchunks, self.writer.ds.chunks[0], elsize,
                            self.shuffle, self.level, row))
                 blk.pending += 1
                 self.targets[t] = self.writer.ds
@@ -829,9 +905,13 @@ class _Conversion:
                 blk.sa.close()
                 blk.sa = None
             elif blk.task is not None and blk.reply is not None and blk.reply[0] == "ok":
-                for name in blk.task.names:
+                for name in blk.task.names:    # a whole file's segment, never adopted
                     shm._unlink_quiet(name)
         self.parsed.clear()
         self.live.clear()
         self.compress.clear()
         self.targets.clear()
+        for slot in self.slots:
+            slot.close()
+        self.slots.clear()
+        self.idle_slots.clear()

@@ -33,7 +33,6 @@ import numpy as np
 
 from . import _core, shm
 from ._loadtxt import _entry, _Job, _raise_decode_error, _ShmDest, _threads_for, _warn
-from ._plan import make_plan
 from ._sources import Text
 from .errors import WorkerCrashedError
 from .shm import SharedArray, SharedHandle
@@ -96,11 +95,26 @@ def _range_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dic
     return res
 
 
+_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)   # (Python >= 3.10 on Linux)
+
+
+def map_slot(name: str, size: int, writable: bool) -> mmap.mmap:
+    """Map ``size`` bytes of the segment ``name``, its page tables filled at once."""
+    fd = _core.shm_attach(name, writable)
+    try:
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        return mmap.mmap(fd, size, flags=mmap.MAP_SHARED | _MAP_POPULATE, prot=prot)
+    finally:
+        os.close(fd)
+
+
 def _block_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dict[str, Any],
-                dtype: np.dtype, ncols: int, check: int, name: str) -> Dict[str, Any]:
-    """Parse bytes [start, end) of a file into a new segment ``name`` of its own (one block of
-    a conversion); the engine's result with ``line_ends`` (line ends in the range) and, on
-    success, the segment's ``handle`` (handed over to the parent)."""
+                row_size: int, check: int, slot: str) -> Dict[str, Any]:
+    """Parse bytes [start, end) of a file into the reusable segment ``slot`` (one block of a
+    conversion), growing it (reserved pages) if the block's rows need more room.
+
+    Returns the engine's result with ``line_ends`` (line ends in the range) and ``slot_size``
+    (the segment's size now)."""
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
         if (st.st_size, st.st_mtime_ns) != stamp:
@@ -113,27 +127,30 @@ def _block_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dic
             lines, bad = _core.prescan(view, _core.LINES_UNIVERSAL, check, 1)
             if bad >= 0:
                 return {"status": "decode", "offset": start + bad}
-            plan = make_plan(dtype)
-            dest = _ShmDest(plan, name)
+            need = shm.HEADER + lines * row_size
+            fd = _core.shm_attach(slot, True)
             try:
-                dest.alloc(lines, ncols)
-                res = _core.parse(view, dest=dest.view(0), capacity=lines, threads=1,
-                                  cols=plan.specs(ncols), row_size=plan.row_size(ncols), **kw)
-                res["line_ends"] = lines - 1
-                if res["status"] != _core.OK:
-                    dest.abort()
-                    return res
-                sa = dest.seal(dest._shape(res["rows"]))
-            except BaseException:
-                dest.abort()
-                raise
+                size = os.fstat(fd).st_size
+                if size < need:               # reserved before any byte is written
+                    shm._check_free(need - size)
+                    shm._reserve(fd, size, need - size)
+                    size = need
+            finally:
+                os.close(fd)
+            out = map_slot(slot, need, True)
+            try:
+                dest = np.frombuffer(out, np.uint8, offset=shm.HEADER)
+                res = _core.parse(view, dest=dest, capacity=lines, threads=1,
+                                  row_size=row_size, **kw)
+                del dest
+            finally:
+                out.close()
         finally:
             view.release()
     finally:
         mm.close()
-    res["handle"] = sa.handle
-    sa._disown()             # the parent adopts it: no unlink here
-    sa.close()
+    res["line_ends"] = lines - 1
+    res["slot_size"] = size
     return res
 
 
