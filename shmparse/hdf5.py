@@ -403,6 +403,22 @@ def _temp_beside(out: str) -> str:
     return os.path.join(d, f".{base}.shmparse-{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
+def _rename_new(tmp: str, out: str) -> None:
+    """Move ``tmp`` to ``out`` unless ``out`` exists (it may have appeared during the run)."""
+    try:
+        os.link(tmp, out)            # atomic, and fails if the name exists
+    except FileExistsError:
+        raise FileExistsError(f"{out} appeared while it was being written; the result was not "
+                              "put in its place") from None
+    except OSError:                  # no hard links on this file system
+        if os.path.exists(out):
+            raise FileExistsError(f"{out} appeared while it was being written; the result was "
+                                  "not put in its place") from None
+        os.replace(tmp, out)
+        return
+    os.unlink(tmp)
+
+
 def _fsync_path(path: str, directory: bool = False) -> None:
     fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
     try:
@@ -560,8 +576,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
         if fsync:
             _fsync_path(tmp)
         if mode == "w-":
-            os.link(tmp, out)        # fails if the name appeared meanwhile: never replaced
-            os.unlink(tmp)
+            _rename_new(tmp, out)
         else:
             os.replace(tmp, out)
         if fsync:
