@@ -327,8 +327,14 @@ class Loader:
         w = self._idle()
         if w is None:
             return False
-        w.conn.send((task.kind, task.args))
+        # the worker owns the task before the message leaves: an interrupt at any point from
+        # here on finds it busy, so its segments are removed when it is stopped
         w.task, task.worker = task, w
+        try:
+            w.conn.send((task.kind, task.args))
+        except Exception:
+            w.task, task.worker = None, None
+            raise
         return True
 
     def _collect(self) -> List[Tuple[_Task, Tuple[Any, ...]]]:
@@ -472,9 +478,10 @@ class Loader:
                         name = shm._new_name()
                         pending = _Task(count, path, "file", (path, kw, name), [name])
                         count += 1
+                    running[pending.index] = pending     # before: see _dispatch
                     if not self._dispatch(pending):
+                        del running[pending.index]
                         break
-                    running[pending.index] = pending
                     pending = None
                 key = next_out if ordered else (min(ready) if ready else -1)
                 if key in ready:
@@ -653,9 +660,13 @@ class Loader:
         failure: Optional[BaseException] = None
         try:
             while todo or running:
-                while todo and failure is None and self._dispatch(todo[0]):
-                    t = todo.pop(0)
-                    running[t.index] = t
+                while todo and failure is None:
+                    t = todo[0]
+                    running[t.index] = t                # before: see _dispatch
+                    if not self._dispatch(t):
+                        del running[t.index]
+                        break
+                    todo.pop(0)
                 if not running:
                     if not todo:
                         break
