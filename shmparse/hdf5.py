@@ -255,20 +255,30 @@ class _Writer:
             self.ncols = ncols
             src.dataset = name
             return
+        src.dataset = "data"
         if self.ds is None:
-            if "data" in self.h5 or "index" in self.h5:
-                raise ValueError("layout='concat' writes the datasets 'data' and 'index', and "
-                                 f"{self.h5.filename!r} already has one of them")
-            self.ds = self._create("data", ncols, None)
-            self.names.append("data")
-            self.ncols = ncols
+            if self._tail_unknown(ncols):
+                src.first_row = 0               # no column yet: made by the first rows
+                return
+            self._create_data(ncols)
         elif ncols is not None and self.ncols is not None and ncols != self.ncols \
                 and self.dtype.names is None:
             raise ValueError(f"layout='concat' needs the same number of columns in every "
                              f"input: {src.path} has {ncols}, the inputs before it "
                              f"{self.ncols}")
-        src.dataset = "data"
         src.first_row = self.ds.shape[0]
+
+    def _tail_unknown(self, ncols: Optional[int]) -> bool:
+        return self.dtype.names is None and not ncols
+
+    def _create_data(self, ncols: Optional[int]) -> None:
+        """(concat) the one dataset, once the shape of a row is known (or at the end)."""
+        if "data" in self.h5 or "index" in self.h5:
+            raise ValueError("layout='concat' writes the datasets 'data' and 'index', and "
+                             f"{self.h5.filename!r} already has one of them")
+        self.ds = self._create("data", ncols, None)
+        self.names.append("data")
+        self.ncols = ncols
 
     def append(self, arr: np.ndarray) -> List[Tuple[int, int, int]]:
         """Append rows; returns (row in block, row in dataset, chunks) runs of whole chunks the
@@ -276,6 +286,8 @@ class _Writer:
         n = arr.shape[0]
         if n == 0:
             return []
+        if self.ds is None:
+            self._create_data(arr.shape[1] if arr.ndim == 2 else None)
         ds = self.ds
         if self.ncols is None and arr.ndim == 2:
             self.ncols = arr.shape[1]
@@ -333,8 +345,10 @@ class _Writer:
 
     def finish(self, sources: Sequence[_Source]) -> None:
         self.flush()
-        if self.layout != "concat" or self.ds is None:
+        if self.layout != "concat":
             return
+        if self.ds is None:                    # no input had a row
+            self._create_data(None)
         self._label(self.ds, self.ds.shape[0], sources)
         import h5py
         idx_dtype = np.dtype([("file", h5py.string_dtype()), ("first_row", "<i8"),
@@ -516,16 +530,25 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
     comp, comp_opts, level = _compression(compression, compression_opts)
     dtype = np.dtype(dtype)
     _check_h5_dtype(dtype)
+    if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     kw = dict(loadtxt_kwargs)
     # the job as loadtxt checks it (argument errors now, with loadtxt's words)
     try:
+        if kw.get("converters") is not None:
+            raise Unsupported("converters")
         _make_job(os.devnull, dtype, kw.get("comments", "#"), kw.get("delimiter"),
                   kw.get("skiprows", 0), kw.get("usecols"), 0, kw.get("encoding"),
                   kw.get("max_rows"), kw.get("quotechar"), strict, 1)
-    except Unsupported:
-        pass    # numpy.loadtxt will do it, in the worker (whole files)
+    except Unsupported as exc:    # numpy.loadtxt does it, in a worker, one whole file each
+        if strict:
+            raise NotImplementedError(
+                f"to_hdf5: {exc} is handled by numpy.loadtxt, which truncates long strings "
+                "silently; pass strict=False to convert with it") from None
     sources = [_Source(i, p) for i, p in enumerate(given)]
     out = os.path.abspath(os.fspath(out))
+    if os.path.islink(out):
+        out = os.path.realpath(out)     # replace the file it points to, not the link
     if os.path.isdir(out):
         raise IsADirectoryError(f"{out} is a directory")
     exists = os.path.exists(out)
@@ -533,8 +556,10 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
         raise FileExistsError(f"{out} exists (use mode='w' to overwrite it, or 'a' to add "
                               "datasets to it)")
     if mode == "a" and exists:
-        with h5py.File(out, "r"):
-            pass    # not an HDF5 file: an error now, not after the parse
+        with h5py.File(out, "r") as h5:      # not an HDF5 file: an error now, not later
+            if layout == "concat" and ("data" in h5 or "index" in h5):
+                raise ValueError("layout='concat' writes the datasets 'data' and 'index', and "
+                                 f"{out!r} already has one of them")
     options = _options_json(kw, strict)
     shows_bar = progress is True
     callback = progress if callable(progress) else None
@@ -546,6 +571,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
     try:
         if mode == "a" and exists:
             shutil.copyfile(out, tmp)
+            shutil.copymode(out, tmp)
             h5 = h5py.File(tmp, "r+")
         else:
             h5 = h5py.File(tmp, "w")
@@ -625,6 +651,7 @@ class _Conversion:
         self.parsed: Dict[int, _Block] = {}          # seq -> parsed block, not yet written
         self.live: Dict[int, _Block] = {}            # blocks holding memory
         self.slots: List[_Slot] = []                  # every slot made
+        self.whole_names: set = set()                 # segments of whole-file tasks, unfreed
         self.idle_slots: List[_Slot] = []
         self.seq = 0
         self.next_write = 0
@@ -652,6 +679,8 @@ class _Conversion:
 
     def _plan_blocks(self, src: _Source) -> List[_Block]:
         kw = self.kw
+        if kw.get("converters") is not None:
+            return self._whole(src)         # numpy.loadtxt applies them
         try:
             job, _, encoding = _make_job(src.path, self.dtype, kw.get("comments", "#"),
                                          kw.get("delimiter"), kw.get("skiprows", 0),
@@ -660,6 +689,7 @@ class _Conversion:
         except Unsupported:
             return self._whole(src)
         src.job = job
+        src.ncols = job.fixed_ncols
         text = open_path(src.path, encoding)
         try:
             if Loader._unsplittable(job, text, min_size=0):
@@ -720,6 +750,7 @@ class _Conversion:
                   ndmin=1 if self.dtype.names is not None else 2)
         blk = _Block(0, src, True, src.size)
         blk.task = _Task(0, src.path, "file", (src.path, kw, name), [name])
+        self.whole_names.add(name)
         return [blk]
 
     # -- the loop ----------------------------------------------------------------------------
@@ -748,10 +779,11 @@ class _Conversion:
         while True:
             if self.compress:
                 task, blk = self.compress[0]
+                self.running[task] = blk           # before dispatch: an interrupt finds it
                 if not ld._dispatch(task):
+                    del self.running[task]
                     return
                 self.compress.popleft()
-                self.running[task] = blk
                 continue
             if len(self.live) >= self.limit:
                 return
@@ -768,14 +800,15 @@ class _Conversion:
             if blk.args:
                 slot = self.idle_slots.pop() if self.idle_slots else self._new_slot()
                 blk.task.args = blk.args + (slot.name,)
-                if not ld._dispatch(blk.task):
-                    self.idle_slots.append(slot)
-                    return
                 blk.slot = slot
-            elif not ld._dispatch(blk.task):
+            self.running[blk.task] = blk           # before dispatch: an interrupt finds it
+            if not ld._dispatch(blk.task):
+                del self.running[blk.task]
+                if blk.slot is not None:
+                    self.idle_slots.append(blk.slot)
+                    blk.slot = None
                 return
             self.queue.popleft()
-            self.running[blk.task] = blk
             self.live[blk.seq] = blk
 
     def _received(self, task: _Task, blk: _Block, reply: Tuple[Any, ...]) -> None:
@@ -814,6 +847,7 @@ class _Conversion:
     def _free(self, blk: _Block) -> None:
         if blk.sa is not None:
             blk.sa.close()
+            self.whole_names.discard(blk.sa.name)
             blk.sa = None
         if blk.slot is not None:
             self.idle_slots.append(blk.slot)
@@ -856,14 +890,17 @@ class _Conversion:
             arr = blk.slot.array(res["slot_size"], shape, self.dtype)
         if self.current is not src:
             self.current = src
-            ncols = arr.shape[1] if arr is not None and arr.ndim == 2 else src.ncols
+            ncols = src.ncols
+            if arr is not None and arr.ndim == 2 and (arr.shape[0] or self.writer.layout
+                                                      == "per-file"):
+                ncols = arr.shape[1]      # (concat: an input with no row says nothing)
             hint = arr.shape[0] if (arr is not None and blk.last and src.blocks <= 1) else None
             self.writer.begin(src, ncols, hint)
         runs: List[Tuple[int, int, int]] = []
         handle: Optional[SharedHandle] = None
         per_row = 0
         if arr is not None:
-            if (self.writer.layout == "concat" and arr.ndim == 2
+            if (self.writer.layout == "concat" and arr.ndim == 2 and arr.shape[0]
                     and self.writer.ncols is not None and arr.shape[1] != self.writer.ncols):
                 raise ValueError(f"layout='concat' needs the same number of columns in every "
                                  f"input: {src.path} has {arr.shape[1]}, the inputs before it "
@@ -919,9 +956,9 @@ class _Conversion:
             if blk.sa is not None:
                 blk.sa.close()
                 blk.sa = None
-            elif blk.task is not None and blk.reply is not None and blk.reply[0] == "ok":
-                for name in blk.task.names:    # a whole file's segment, never adopted
-                    shm._unlink_quiet(name)
+        for name in self.whole_names:          # whole-file segments, wherever they got to
+            shm._unlink_quiet(name)
+        self.whole_names.clear()
         self.parsed.clear()
         self.live.clear()
         self.compress.clear()
