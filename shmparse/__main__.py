@@ -11,6 +11,7 @@ missing); 130 on Ctrl-C; 143 on SIGTERM.  No output file appears unless the run 
 from __future__ import annotations
 
 import argparse
+import codecs
 import os
 import signal
 import sys
@@ -132,7 +133,10 @@ def _fmt_bytes(n: float) -> str:
 
 
 class _Report:
-    """Progress: a tqdm bar on an interactive stderr, else one line per file; or nothing."""
+    """Progress: a tqdm bar on an interactive stderr, else one line per file; or nothing.
+
+    Called after every block, it is also where a signal that Python could not raise at once
+    (it arrived inside a callback, where exceptions are dropped) is raised after all."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -140,15 +144,21 @@ class _Report:
         self.files_done = 0
         self.rows_at = 0
         self.t0 = time.perf_counter()
+        self.bar: Any = None
 
-    def progress(self) -> Any:
+    def __call__(self, p: Any) -> None:
+        _raise_pending_signal()
         if self.quiet:
-            return None
+            return
         if self.interactive:
-            return True
-        return self._line
-
-    def _line(self, p: Any) -> None:
+            if self.bar is None:
+                from tqdm import tqdm
+                self.bar = tqdm(total=p.bytes_total, unit="B", unit_scale=True,
+                                unit_divisor=1024, desc="shmparse", dynamic_ncols=True)
+            self.bar.update(p.bytes_done - self.bar.n)
+            self.bar.set_postfix_str(f"{p.rows_done:,} rows, file {p.files_done}/"
+                                     f"{p.files_total}", refresh=False)
+            return
         if p.files_done > self.files_done:
             self.files_done = p.files_done
             rows = p.rows_done - self.rows_at
@@ -171,6 +181,13 @@ def _convert(args: argparse.Namespace) -> int:
                          "add datasets to it")
     if args.block_size <= 0:
         raise UsageError("--block-size must be positive")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if args.encoding is not None:
+        try:
+            codecs.lookup(args.encoding)
+        except LookupError:
+            raise UsageError(f"--encoding {args.encoding!r}: unknown encoding") from None
     comments = args.comments if args.comments not in ("", "none", "None") else None
     compression: Any = args.compression
     if args.compression_level is not None:
@@ -185,7 +202,7 @@ def _convert(args: argparse.Namespace) -> int:
         summary = to_hdf5(args.inputs, args.output, dtype=dtype, workers=args.workers,
                           layout=args.layout, compression=compression,
                           compression_opts=args.compression_level, shuffle=args.shuffle,
-                          chunk_rows=args.chunk_rows, mode=mode, progress=report.progress(),
+                          chunk_rows=args.chunk_rows, mode=mode, progress=report,
                           strict=not args.no_strict, block_bytes=int(args.block_size * (1 << 20)),
                           compress_in=args.compress_in, fsync=args.fsync, **kwargs)
     except (TypeError, ValueError) as exc:
@@ -194,6 +211,9 @@ def _convert(args: argparse.Namespace) -> int:
         if _is_argument_error(exc):
             raise UsageError(str(exc)) from None
         raise
+    finally:
+        if report.bar is not None:
+            report.bar.close()
     if not args.quiet:
         s = summary
         rate = s.bytes_read / s.seconds / 1e6 if s.seconds > 0 else 0.0
@@ -266,19 +286,41 @@ def _gc(dry_run: bool, list_only: bool) -> int:
     return EXIT_OK
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)    # unwinds: temporary file, workers and segments go
+_pending_signal: List[int] = []
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM and SIGINT while converting: unwind (temporary file, workers, segments go).
+
+    Python drops an exception raised inside a callback (a weakref's, as h5py frees objects),
+    so the signal is also remembered and raised again at the next block."""
+    if not _pending_signal:
+        _pending_signal.append(signum)
+    _raise_for(signum)
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+def _raise_pending_signal() -> None:
+    if _pending_signal:
+        _raise_for(_pending_signal[0])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)      # exits 2 on a usage error
-    previous = None
+    previous = {}
     if args.cmd in ("convert", "demo"):
+        _pending_signal.clear()
         try:
-            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, _on_signal)
         except ValueError:               # not the main thread
-            previous = None
+            pass
     try:
         if args.cmd == "convert":
             return _convert(args)
@@ -298,8 +340,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"shmparse: error: {_data_error_message(exc)}", file=sys.stderr)
         return EXIT_DATA
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
