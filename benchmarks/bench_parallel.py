@@ -56,20 +56,27 @@ def _seed_load(path):
 
 
 def run_seed(files, workers):
-    from multiprocessing import Pool, shared_memory
     total = 0
+    for _, arr in seed_arrays(files, workers):
+        total += int(arr["pos"].sum())
+    return total
+
+
+def seed_arrays(files, workers):
+    """The recipe's parent side: yields (path, array attached to the worker's segment); the
+    segment is closed and unlinked when the consumer asks for the next one."""
+    from multiprocessing import Pool, shared_memory
     with Pool(processes=workers) as pool:
         for res in pool.imap(_seed_load, files):
             seg = shared_memory.SharedMemory(name=res["name"])
             arr = np.ndarray(res["shape"], dtype=SEED_DTYPE, buffer=seg.buf)
-            total += int(arr["pos"].sum())
+            yield res["path"], arr
             del arr
             seg.close()
             try:
                 seg.unlink()
             except FileNotFoundError:
                 pass   # the resource tracker got there first (CPython gh-82300)
-    return total
 
 
 # -- shmparse --------------------------------------------------------------------------

@@ -104,8 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--compress-in", choices=("workers", "parent"), default="workers",
                    help="where gzip runs (default: on the workers, all CPUs)")
     c.add_argument("--chunk-rows", type=int, default=None, metavar="N")
-    c.add_argument("--block-size", type=float, default=16, metavar="MiB",
-                   help="text per block (memory: about 2 x workers blocks; default 16)")
+    c.add_argument("--block-size", type=float, default=8, metavar="MiB",
+                   help="text per block (memory: about 2 x workers blocks; default 8)")
     c.add_argument("--fsync", action="store_true",
                    help="flush OUT.h5 to disk before exiting (survives a power loss)")
     c.add_argument("--no-strict", action="store_true",

@@ -49,8 +49,10 @@ from .shm import SharedArray, SharedHandle
 
 __all__ = ["to_hdf5", "ConvertSummary", "Progress", "dataset_name"]
 
-DEFAULT_BLOCK_BYTES = 16 << 20       # text per block
+DEFAULT_BLOCK_BYTES = 8 << 20        # text per block
 _CHUNK_BYTES = 1 << 20               # default chunk size (rows x row bytes)
+_FILTERED_CHUNK_BYTES = 256 << 10    # ... with a filter: the one chunk per block that
+                                     # straddles two blocks is filtered in the parent
 _LAYOUTS = ("per-file", "concat")
 _MODES = {"w-": "w-", "x": "w-", "w": "w", "a": "a"}
 _PASSED_ON = ("comments", "delimiter", "converters", "skiprows", "usecols", "encoding",
@@ -238,7 +240,8 @@ class _Writer:
         if tail and tail[0] == 0:        # no row and no column count: nothing to chunk
             return self.h5.create_dataset(name, shape=(0, 0), dtype=self.dtype)
         row_bytes = self.dtype.itemsize * (tail[0] if tail else 1)
-        rows = self.chunk_rows or max(1, _CHUNK_BYTES // max(1, row_bytes))
+        target = _CHUNK_BYTES if self.compression is None else _FILTERED_CHUNK_BYTES
+        rows = self.chunk_rows or max(1, target // max(1, row_bytes))
         if rows_hint is not None and self.chunk_rows is None:
             rows = max(1, min(rows, rows_hint))
         return self.h5.create_dataset(
@@ -472,7 +475,8 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
         mtime).
     compression, compression_opts, shuffle, chunk_rows
         As h5py's ``create_dataset`` (``"gzip"``, ``"lzf"`` or a gzip level).
-        Datasets are chunked by ``chunk_rows`` rows (default: about 1 MiB).
+        Datasets are chunked by ``chunk_rows`` rows (default: about 1 MiB, or
+        256 KiB with a filter).
     mode : ``"w-"`` (default: refuse to overwrite), ``"w"`` (overwrite) or ``"a"``
         (add datasets to an existing file, which is left as it was on failure).
     progress : None, True or callable
