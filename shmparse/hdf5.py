@@ -44,7 +44,7 @@ from . import _core, shm
 from ._loadtxt import _Job, _make_job, _raise_decode_error, _warn
 from ._plan import Unsupported
 from ._sources import open_path
-from .pool import _LOADTXT_DEFAULTS, Loader, _Task, map_slot
+from .pool import _LOADTXT_DEFAULTS, Loader, _Task, adopt, map_slot
 from .shm import SharedArray, SharedHandle
 
 __all__ = ["to_hdf5", "ConvertSummary", "Progress", "dataset_name"]
@@ -830,23 +830,13 @@ class _Conversion:
             return
         blk.reply = reply
         if reply[0] == "ok" and isinstance(reply[1], SharedHandle):   # a whole file
-            blk.sa = self._adopt(reply[1])
+            blk.sa = adopt(reply[1])
         self.parsed[blk.seq] = blk
 
     def _new_slot(self) -> _Slot:
         slot = _Slot()
         self.slots.append(slot)
         return slot
-
-    @staticmethod
-    def _adopt(handle: SharedHandle) -> SharedArray:
-        try:
-            sa = SharedArray.attach(handle)
-        except BaseException:
-            shm._unlink_quiet(handle.name)
-            raise
-        sa._adopt()
-        return sa
 
     def _free(self, blk: _Block) -> None:
         if blk.sa is not None:

@@ -203,6 +203,17 @@ def _warnings_of(caught: Optional[List[warnings.WarningMessage]]) -> List[Tuple[
 
 
 # -- the parent side ------------------------------------------------------------------
+def adopt(handle: SharedHandle) -> SharedArray:
+    """Take over a segment a worker made and handed over (its name goes if attaching fails)."""
+    try:
+        sa = SharedArray.attach(handle)
+    except BaseException:
+        shm._unlink_quiet(handle.name)
+        raise
+    sa._adopt()
+    return sa
+
+
 class _Worker:
     __slots__ = ("proc", "conn", "task")
 
@@ -509,14 +520,7 @@ class Loader:
 
     def _result(self, reply: Tuple[Any, ...]) -> SharedArray:
         self._rewarn(reply)
-        handle = reply[1]
-        try:
-            sa = SharedArray.attach(handle)
-        except BaseException:
-            shm._unlink_quiet(handle.name)
-            raise
-        sa._adopt()
-        return sa
+        return adopt(reply[1])
 
     # -- one file ------------------------------------------------------------------------
     def loadtxt(self, fname: Any, dtype: Any = float, comments: Any = "#",
