@@ -124,7 +124,6 @@ class _Source:
 
     def __init__(self, index: int, given: Any) -> None:
         self.index = index
-        self.given = given
         self.path = os.path.abspath(os.fspath(given))
         st = os.stat(self.path)
         if stat.S_ISDIR(st.st_mode):
@@ -137,8 +136,6 @@ class _Source:
         self.line_base = 0       # lines before the block being written (for error lines)
         self.rows = 0            # rows written so far
         self.blocks = 0          # blocks this file was cut into
-        self.written = 0         # blocks written
-        self.dataset: Optional[str] = None
         self.first_row = 0       # (concat) its first row in the dataset
         self.whole = False       # parsed whole by one worker
 
@@ -178,7 +175,7 @@ class _Slot:
 
 class _Block:
     __slots__ = ("seq", "src", "last", "nbytes", "task", "reply", "sa", "pending", "args",
-                 "slot", "nbytes_out")
+                 "slot")
 
     def __init__(self, seq: int, src: _Source, last: bool, nbytes: int) -> None:
         self.seq = seq
@@ -191,7 +188,6 @@ class _Block:
         self.pending = 0           # compress tasks not yet written
         self.args: Tuple[Any, ...] = ()           # a block task's arguments but its slot
         self.slot: Optional[_Slot] = None
-        self.nbytes_out = 0        # bytes of rows it holds
 
 
 def _options_json(kw: Dict[str, Any], strict: bool) -> str:
@@ -256,9 +252,7 @@ class _Writer:
             self.ds = self._create(name, ncols, rows_hint)
             self.names.append(name)
             self.ncols = ncols
-            src.dataset = name
             return
-        src.dataset = "data"
         if self.ds is None:
             if self._tail_unknown(ncols):
                 src.first_row = 0               # no column yet: made by the first rows
@@ -550,6 +544,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
                 f"to_hdf5: {exc} is handled by numpy.loadtxt, which truncates long strings "
                 "silently; pass strict=False to convert with it") from None
     sources = [_Source(i, p) for i, p in enumerate(given)]
+    total = sum(s.size for s in sources)
     out = os.path.abspath(os.fspath(out))
     if os.path.islink(out):
         out = os.path.realpath(out)     # replace the file it points to, not the link
@@ -589,7 +584,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
             bar = None
             if shows_bar:
                 from tqdm import tqdm
-                bar = tqdm(total=sum(s.size for s in sources), unit="B", unit_scale=True,
+                bar = tqdm(total=total, unit="B", unit_scale=True,
                            unit_divisor=1024, desc="shmparse", leave=True, dynamic_ncols=True)
             try:
                 conv = _Conversion(runner, writer, sources, dtype, kw, strict, block_bytes,
@@ -624,7 +619,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
             else:
                 runner.terminate()
     rows = sum(s.rows for s in sources)
-    return ConvertSummary(out, len(sources), rows, sum(s.size for s in sources),
+    return ConvertSummary(out, len(sources), rows, total,
                           time.perf_counter() - t0, names)
 
 
@@ -660,6 +655,7 @@ class _Conversion:
         self.seq = 0
         self.next_write = 0
         self.bytes_done = 0
+        self.bytes_total = sum(s.size for s in sources)
         self.rows_done = 0
         self.files_done = 0
         self.current: Optional[_Source] = None       # the input being written
@@ -936,7 +932,7 @@ class _Conversion:
             self.bar.update(blk.nbytes)
             self.bar.set_postfix_str(f"{self.rows_done:,} rows", refresh=False)
         if self.callback is not None:
-            self.callback(Progress(src.path, self.bytes_done, sum(s.size for s in self.sources),
+            self.callback(Progress(src.path, self.bytes_done, self.bytes_total,
                                    self.rows_done, self.files_done, len(self.sources)))
 
     def _clean_up(self) -> None:
