@@ -82,9 +82,11 @@ def _range_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dic
     try:
         view = memoryview(mm)[start:end]
         try:
-            shm.reserve_range(out.name, out.offset, out.size)   # before any byte is written
             dest = SharedArray.attach(out)
             try:
+                # pages for the slice before any byte is written (a reservation)
+                if not shm._populate(dest._mm, out.offset, out.size):
+                    shm.reserve_range(out.name, out.offset, out.size)
                 res = _core.parse(view, dest=dest.array, capacity=capacity, threads=1, **kw)
             finally:
                 dest.close()

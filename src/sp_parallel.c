@@ -184,7 +184,10 @@ int sp_parse_parallel(const sp_options *o, sp_result *r, int nthreads)
     sp_run_all(ch, n);
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
-        ch[i].o.capacity = ch[i].lines + (i == n - 1 ? 1 : 0);
+        /* the last chunk may end in a line without a terminator: one more row */
+        int open_end = i == n - 1 && ch[i].o.len > 0 &&
+                       ch[i].o.buf[ch[i].o.len - 1] != '\n' && ch[i].o.buf[ch[i].o.len - 1] != '\r';
+        ch[i].o.capacity = ch[i].lines + open_end;
         ch[i].o.dest = o->dest + off * o->row_size;
         ch[i].phase = 2;
         off += ch[i].o.capacity;

@@ -91,6 +91,22 @@ def test_threads_give_the_serial_result(tmp_path, junk, skiprows):
     assert_same_array(_numpy_loadtxt(str(path), dtype=SEED_DTYPE, delimiter="\t", skiprows=skiprows), serial)
 
 
+@pytest.mark.parametrize("ending", ["\n", "", "\r\n", "\r", "\n\n# tail comment"])
+def test_threads_fill_an_exactly_sized_out_array(tmp_path, ending):
+    """out= with exactly the rows (no spare row for a last line without a line end)."""
+    rng = random.Random(SEED)
+    path = tmp_path / "o.tsv"
+    sep = "\r\n" if ending == "\r\n" else "\r" if ending == "\r" else "\n"
+    with open(path, "w", newline="") as f:
+        f.write(sep.join(_seed_rows(rng, 30000)) + ending)
+    ref = _numpy_loadtxt(str(path), dtype=SEED_DTYPE, delimiter="\t")
+    for t in (2, 3):
+        out = np.zeros(len(ref), SEED_DTYPE)
+        got = shmparse.loadtxt(str(path), dtype=SEED_DTYPE, delimiter="\t", threads=t, out=out)
+        assert np.shares_memory(got, out) and len(got) == len(ref)
+        assert_same_array(ref, out)
+
+
 def test_threads_report_the_first_error_in_file_order(tmp_path):
     rng = random.Random(SEED)
     rows = _seed_rows(rng, 40000)

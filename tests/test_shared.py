@@ -366,6 +366,18 @@ SMALL_SHM = textwrap.dedent("""
         raise SystemExit("no error from loadtxt")
     except shmparse.ShmCapacityError:
         pass
+    try:                                                  # workers fill slices of one segment
+        shmparse.loadtxt("in.tsv", dtype=[("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"),
+                         ("c", "<i4"), ("t", "<i4")], delimiter="\t", workers=2)
+        raise SystemExit("no error from the split loadtxt")
+    except shmparse.ShmCapacityError:
+        pass
+    shm._populate_works = False                           # a kernel without MADV_POPULATE_WRITE
+    try:
+        shmparse.loadtxt("in.tsv", dtype="S10,i4,f4,i4,i4", delimiter="\t", shared=True)
+        raise SystemExit("no error from loadtxt reserving with posix_fallocate")
+    except shmparse.ShmCapacityError:
+        pass
     a.close()
     assert [n for n in os.listdir("/dev/shm") if n.startswith("shmparse")] == []
     r = subprocess.run([sys.executable, "-c", "from multiprocessing import shared_memory as s; "
@@ -449,7 +461,11 @@ def test_loadtxt_shared_fills_the_segment_without_an_intermediate_array(tmp_path
         sa.close()
 
 
-def test_segment_writer_grows_and_shrinks_in_place():
+@pytest.mark.parametrize("populate", [True, False], ids=["madvise-populate", "fallocate"])
+def test_segment_writer_grows_and_shrinks_in_place(populate, monkeypatch):
+    if populate and not shm._populate_works:
+        pytest.skip("this kernel has no MADV_POPULATE_WRITE (Linux >= 5.14)")
+    monkeypatch.setattr(shm, "_populate_works", populate)
     w = shm.SegmentWriter(16)
     try:
         w.view()[:16] = np.arange(16, dtype=np.uint8)
