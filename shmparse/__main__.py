@@ -214,6 +214,7 @@ def _convert(args: argparse.Namespace) -> int:
     finally:
         if report.bar is not None:
             report.bar.close()
+    _written.append(summary.output)     # (a signal from now on comes after the work)
     if not args.quiet:
         s = summary
         rate = s.bytes_read / s.seconds / 1e6 if s.seconds > 0 else 0.0
@@ -287,6 +288,7 @@ def _gc(dry_run: bool, list_only: bool) -> int:
 
 
 _pending_signal: List[int] = []
+_written: List[str] = []            # the output, once it is complete under its name
 
 
 def _on_signal(signum: int, frame: Any) -> None:
@@ -316,6 +318,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     previous = {}
     if args.cmd in ("convert", "demo"):
         _pending_signal.clear()
+        _written.clear()
         try:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, _on_signal)
@@ -332,7 +335,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"shmparse: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("shmparse: interrupted; nothing was written", file=sys.stderr)
+        if _written:
+            print(f"shmparse: interrupted after {_written[-1]} was written (it is complete)",
+                  file=sys.stderr)
+        else:
+            print("shmparse: interrupted; nothing was written", file=sys.stderr)
         return 130
     except SystemExit:
         raise

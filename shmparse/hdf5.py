@@ -27,6 +27,7 @@ Design (README, "Writing HDF5"):
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -414,6 +415,141 @@ def _temp_beside(out: str) -> str:
     return os.path.join(d, f".{base}.shmparse-{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
+_MIN_FREE = 1 << 20     # an HDF5 file's own structures need some room before any data
+
+
+def _free_bytes(directory: str) -> Optional[int]:
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return None
+
+
+def _create_temp(tmp: str, out: str) -> None:
+    """Create the empty temporary output now, so that an output directory that is missing,
+    not writable, read-only or full is an error before any input is parsed."""
+    d = os.path.dirname(tmp)
+    if os.path.exists(d) and not os.path.isdir(d):
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot write {out}: {d} is not a directory",
+                                 d)
+    if not os.path.isdir(d):
+        raise FileNotFoundError(errno.ENOENT, f"cannot write {out}: the directory {d} does "
+                                "not exist", d)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as e:
+        raise type(e)(e.errno, f"cannot write {out}: cannot create a file in {d} "
+                      f"({e.strerror})", d) from None
+    os.close(fd)
+    free = _free_bytes(d)
+    if free is not None and free < _MIN_FREE:
+        os.unlink(tmp)
+        raise OSError(errno.ENOSPC, f"cannot write {out}: only {free:,} bytes are free on its "
+                      "file system", d)
+
+
+_MARGIN = 4 << 20      # room taken beyond a block: HDF5's metadata and chunk cache
+
+
+def _find_fallocate() -> Optional[Callable[..., int]]:
+    """libc's fallocate (Linux), for FALLOC_FL_KEEP_SIZE; None elsewhere."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = getattr(libc, "fallocate64", None) or libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_fallocate = _find_fallocate() if os.name == "posix" else None
+_KEEP_SIZE = 1    # FALLOC_FL_KEEP_SIZE
+
+
+class _Room:
+    """Disk space for the temporary output, taken before HDF5 needs it.
+
+    HDF5 does not recover from a write that fails for want of space: the objects it leaves
+    behind can crash the process when they are freed.  So before each block the file's blocks
+    are allocated ahead of its end (``fallocate`` with FALLOC_FL_KEEP_SIZE: the size HDF5
+    sees does not change), and a full file system is an error here, before HDF5 writes.
+    Where that call does not exist, the free space is checked instead (a race with another
+    program filling the disk at the same moment remains possible there).  What HDF5 did not
+    use is given back when the file is complete."""
+
+    def __init__(self, path: str) -> None:
+        self.dir = os.path.dirname(path)
+        self.fd = os.open(path, os.O_RDWR)
+        self.upto = 0
+        self.allocates = _fallocate is not None
+
+    def take(self, nbytes: int, margin: int = _MARGIN) -> None:
+        size = os.fstat(self.fd).st_size
+        end = size + nbytes + margin
+        if end <= self.upto:
+            return
+        if self.allocates:
+            assert _fallocate is not None
+            start = self.upto      # (HDF5 may leave holes below its end, to fill later)
+            if _fallocate(self.fd, _KEEP_SIZE, start, end - start) == 0:
+                self.upto = end
+                return
+            err = ctypes_errno()
+            if err in (errno.ENOSPC, errno.EDQUOT):
+                raise _clear(OSError(errno.ENOSPC, f"no space left for the output: "
+                                     f"{_fmt_mb(end - start)} more do not fit on its file "
+                                     f"system ({_fmt_mb(_free_bytes(self.dir) or 0)} free)",
+                                     self.dir))
+            self.allocates = False       # EOPNOTSUPP, ENOSYS...: check the free space instead
+        free = _free_bytes(self.dir)
+        if free is not None and nbytes + _MIN_FREE > free:
+            raise _clear(OSError(
+                errno.ENOSPC, f"no space left for the output: a block of {_fmt_mb(nbytes)} "
+                f"does not fit in the {_fmt_mb(free)} free on its file system", self.dir))
+
+    def give_back(self) -> None:
+        """Free the blocks allocated past the end of the complete file."""
+        if self.upto:
+            size = os.fstat(self.fd).st_size
+            os.ftruncate(self.fd, size + 1)    # (a shrink frees everything past the new end)
+            os.ftruncate(self.fd, size)
+        self.upto = 0
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def ctypes_errno() -> int:
+    import ctypes
+    return ctypes.get_errno()
+
+
+def _no_space(exc: BaseException, directory: str) -> bool:
+    """Whether ``exc`` (h5py reports a failed write as an OSError, errno inside its text)
+    comes from a full file system."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    if "errno = 28" in text or "No space left" in text or "Disk quota" in text:
+        return True
+    free = _free_bytes(directory)
+    return free is not None and free < _MIN_FREE
+
+
+def _clear(exc: BaseException) -> BaseException:
+    """Mark an error whose message already says it all (to_hdf5 does not rephrase it)."""
+    exc.shmparse_clear = True     # type: ignore[attr-defined]
+    return exc
+
+
+def _fmt_mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
 def _rename_new(tmp: str, out: str) -> None:
     """Move ``tmp`` to ``out`` unless ``out`` exists (it may have appeared during the run)."""
     try:
@@ -564,17 +700,28 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
     callback = progress if callable(progress) else None
 
     tmp = _temp_beside(out)
+    _create_temp(tmp, out)
     own = loader is None
     runner: Optional[Loader] = None
     ok = False
+    room: Optional[_Room] = None
     try:
-        if mode == "a" and exists:
-            shutil.copyfile(out, tmp)
-            shutil.copymode(out, tmp)
-            h5 = h5py.File(tmp, "r+")
-        else:
-            h5 = h5py.File(tmp, "w")
+        room = _Room(tmp)
         try:
+            if mode == "a" and exists:
+                shutil.copyfile(out, tmp)
+                shutil.copymode(out, tmp)
+                h5 = h5py.File(tmp, "r+")
+            else:
+                h5 = h5py.File(tmp, "w")
+            written = False
+        except OSError as e:
+            if _no_space(e, os.path.dirname(tmp)):
+                raise OSError(errno.ENOSPC, f"cannot write {out}: no space left on its file "
+                              "system") from e
+            raise
+        try:
+            room.take(0, _MIN_FREE)   # (after the open: "w" truncates what was taken)
             runner = Loader(workers) if own else loader
             parallel = level is not None and compress_in == "workers"
             writer = _Writer(h5, dtype=dtype, layout=layout, compression=comp,
@@ -590,14 +737,40 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
                 conv = _Conversion(runner, writer, sources, dtype, kw, strict, block_bytes,
                                    max_inflight or 2 * runner.workers, level, bool(shuffle),
                                    bar, callback)
+                conv.room = room
+                conv.foresee = comp is None   # the output's size, from the first block
                 conv.run()
             finally:
                 if bar is not None:
                     bar.close()
             writer.finish(sources)
             names = tuple(writer.names)
+            h5.flush()
+            written = True
+        except (OSError, RuntimeError) as e:
+            # HDF5's own failed writes (a race with another program filling the disk, past
+            # _Room's checks), said plainly; any other error (/dev/shm, inputs...) unchanged
+            if "file write failed" not in str(e) or not _no_space(e, os.path.dirname(tmp)):
+                raise
+            raise OSError(errno.ENOSPC, f"no space left on the file system of {out} while "
+                          f"writing it ({_fmt_mb(os.path.getsize(tmp))} written); nothing was "
+                          "put under its name") from e
         finally:
-            h5.close()
+            if not written:
+                # the file is thrown away: empty it first, so that closing it (HDF5 flushes its
+                # caches) cannot fail for want of space, which leaves HDF5 in a state where it
+                # later crashes the process when the objects are freed
+                try:
+                    os.truncate(tmp, 0)
+                except OSError:
+                    pass
+            try:
+                h5.close()
+            except (OSError, RuntimeError):
+                if written:       # (after another error, that one is the one to report)
+                    raise
+        room.give_back()
+        room.close()
         if fsync:
             _fsync_path(tmp)
         if mode == "w-":
@@ -608,6 +781,8 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
             _fsync_path(os.path.dirname(out), directory=True)
         ok = True
     finally:
+        if room is not None:
+            room.close()
         if not ok:
             try:
                 os.unlink(tmp)
@@ -659,6 +834,8 @@ class _Conversion:
         self.rows_done = 0
         self.files_done = 0
         self.current: Optional[_Source] = None       # the input being written
+        self.room: Optional[_Room] = None            # space taken before each write
+        self.foresee = False                          # check the room for all at the first block
 
     # -- cutting inputs into blocks ----------------------------------------------------------
     def _cut_next(self) -> bool:
@@ -895,6 +1072,8 @@ class _Conversion:
                 raise ValueError(f"layout='concat' needs the same number of columns in every "
                                  f"input: {src.path} has {arr.shape[1]}, the inputs before it "
                                  f"{self.writer.ncols}")
+            if self.room is not None and arr.nbytes:
+                self._check_space(arr.nbytes, blk.nbytes if blk.slot is not None else 0)
             runs = self.writer.append(arr)
             n = arr.shape[0]
             src.rows += n
@@ -934,6 +1113,23 @@ class _Conversion:
         if self.callback is not None:
             self.callback(Progress(src.path, self.bytes_done, self.bytes_total,
                                    self.rows_done, self.files_done, len(self.sources)))
+
+    def _check_space(self, nbytes: int, text_bytes: int) -> None:
+        """Room for a block of ``nbytes`` on the output's file system, taken before HDF5
+        writes it (see _Room).  At the first block of plain text (uncompressed output), also
+        a check of the room for the whole rest, foreseen from the block's bytes per input
+        byte, so that a run that cannot fit stops at once."""
+        room = self.room
+        assert room is not None
+        if self.foresee and text_bytes:
+            self.foresee = False
+            need = int((self.bytes_total - self.bytes_done) * (nbytes / text_bytes))
+            free = _free_bytes(room.dir)
+            if free is not None and need * 0.8 > free:
+                raise _clear(OSError(
+                    errno.ENOSPC, f"the output needs about {_fmt_mb(need)} more (foreseen from "
+                    f"the first block) but its file system has {_fmt_mb(free)} free", room.dir))
+        room.take(nbytes)
 
     def _clean_up(self) -> None:
         """On the way out (normally everything is already written and freed)."""
