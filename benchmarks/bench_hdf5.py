@@ -32,6 +32,8 @@ Modes:
 
 The convert modes run ``python -m shmparse convert ...`` with this interpreter: the same entry
 point as the ``shmparse`` console script, without a pyenv shim's start-up in front of it.
+Children run without PYTHONDONTWRITEBYTECODE, so imports use cached bytecode as an installed
+package does (the first run writes it).
 """
 import argparse
 import os
@@ -220,6 +222,9 @@ class Runs:
         self.checker = Checker(files)
         self.sizes = {}
         self.env = dict(os.environ)
+        # bytecode cached as in an installed package (pip compiles it at install), for both
+        # sides; a PYTHONDONTWRITEBYTECODE=1 environment would recompile every import each run
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.env["PYTHONPATH"] = os.pathsep.join(
             [os.path.abspath(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
 

@@ -10,16 +10,23 @@ missing); 130 on Ctrl-C; 143 on SIGTERM.  No output file appears unless the run 
 """
 from __future__ import annotations
 
-import argparse
-import codecs
 import os
-import signal
 import sys
-import tempfile
-import time
-from typing import Any, List, Optional, Sequence
 
-import numpy as np
+if "numpy" not in sys.modules:
+    # The command does no linear algebra, and OpenBLAS's threads spin on the CPUs for a while
+    # after numpy loads them (about 0.1 CPU-s here), taking a core from the workers.  Only
+    # when the user has not chosen, and only for this command's process tree.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import codecs  # noqa: E402
+import signal  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Any, List, Optional, Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 from . import __version__, cleanup, list_segments
 from .errors import ParseError

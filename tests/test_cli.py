@@ -430,3 +430,25 @@ def test_gc_dry_run_lists_and_gc_removes_an_orphan(tmp_path):
         assert not os.path.exists(path)
     finally:
         shm._unlink_quiet(name)
+
+
+def test_import_is_lazy_and_the_command_keeps_openblas_to_one_thread():
+    code = ("import sys, shmparse\n"
+            "assert 'numpy' not in sys.modules, 'import shmparse loaded numpy'\n"
+            "from shmparse import loadtxt, to_hdf5, SharedArray\n"
+            "assert 'numpy' in sys.modules and shmparse.hdf5.to_hdf5 is to_hdf5\n"
+            "assert set(shmparse.__all__) <= set(dir(shmparse))\n"
+            "import os, shmparse.__main__\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "None", "numpy was loaded first: too late to set it, so not set"
+    code = "import os, shmparse.__main__; print(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.stdout.strip() == "1", r.stderr
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(env, OPENBLAS_NUM_THREADS="3"))
+    assert r.stdout.strip() == "3", "the user's choice is kept"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        shmparse.nope
