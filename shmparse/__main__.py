@@ -183,6 +183,7 @@ def _convert(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"input not found: {', '.join(missing)}")
     mode = "a" if args.append else ("w" if args.overwrite else "w-")
+    _watch[:] = [args.output, _identity(args.output)]
     if mode == "w-" and os.path.exists(args.output):
         raise UsageError(f"{args.output} exists: use --overwrite to replace it or --append to "
                          "add datasets to it")
@@ -221,7 +222,6 @@ def _convert(args: argparse.Namespace) -> int:
     finally:
         if report.bar is not None:
             report.bar.close()
-    _written.append(summary.output)     # (a signal from now on comes after the work)
     if not args.quiet:
         s = summary
         rate = s.bytes_read / s.seconds / 1e6 if s.seconds > 0 else 0.0
@@ -295,7 +295,24 @@ def _gc(dry_run: bool, list_only: bool) -> int:
 
 
 _pending_signal: List[int] = []
-_written: List[str] = []            # the output, once it is complete under its name
+_watch: List[Any] = []              # [output path, its identity before the run]
+
+
+def _identity(path: str) -> Any:
+    """What changes when a new file is put under ``path`` (to_hdf5 renames one into place)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _written() -> Optional[str]:
+    """The output, if this run put it in place (a signal may land after that, even inside
+    to_hdf5 as it stops its workers)."""
+    if _watch and _identity(_watch[0]) not in (None, _watch[1]):
+        return str(_watch[0])
+    return None
 
 
 def _on_signal(signum: int, frame: Any) -> None:
@@ -325,7 +342,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     previous = {}
     if args.cmd in ("convert", "demo"):
         _pending_signal.clear()
-        _written.clear()
+        _watch.clear()
         try:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, _on_signal)
@@ -342,8 +359,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"shmparse: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        if _written:
-            print(f"shmparse: interrupted after {_written[-1]} was written (it is complete)",
+        written = _written()
+        if written:
+            print(f"shmparse: interrupted after {written} was written (it is complete)",
                   file=sys.stderr)
         else:
             print("shmparse: interrupted; nothing was written", file=sys.stderr)

@@ -452,3 +452,26 @@ def test_import_is_lazy_and_the_command_keeps_openblas_to_one_thread():
     assert r.stdout.strip() == "3", "the user's choice is kept"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         shmparse.nope
+
+
+@pytest.mark.parametrize("writes", [False, True], ids=["before-the-output", "after-the-output"])
+def test_ctrl_c_says_whether_the_output_was_written(inputs, tmp_path, capsys, monkeypatch,
+                                                    writes):
+    """A Ctrl-C can land after to_hdf5 put the file in place (while it stops its workers):
+    the message must not claim that nothing was written."""
+    out = tmp_path / "out.h5"
+    real = shmparse.hdf5.to_hdf5
+
+    def interrupted(paths, dest, **kw):
+        if writes:
+            real(paths, dest, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shmparse.hdf5, "to_hdf5", interrupted)
+    code, _, err = _main(capsys, "convert", *inputs["seed"], "-o", out, *SEED_ARGS, "--quiet")
+    assert code == 130
+    if writes:
+        assert f"interrupted after {out} was written (it is complete)" in err, err
+        _assert_datasets(out, inputs["seed"], SEED_DTYPE, **TAB)
+    else:
+        assert "interrupted; nothing was written" in err and not out.exists(), err
