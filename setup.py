@@ -30,7 +30,9 @@ if sys.platform != "win32":
         macros.append(("NDEBUG", "1"))
     if sanitize:
         flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
-        compile_args += flags
+        # Python's own CFLAGS bring -fwrapv, under which signed overflow is defined and
+        # UBSan does not check it: turn it off here so that it is checked
+        compile_args += flags + ["-fno-wrapv"]
         link_args += flags
 
 ext = Extension(
