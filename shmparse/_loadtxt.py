@@ -11,7 +11,7 @@ import operator
 import os
 import sys
 import warnings
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 import numpy as np
 from numpy import loadtxt as _numpy_loadtxt
@@ -35,6 +35,16 @@ def _warn(message: str, category: type) -> None:
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def _f16_overflowed() -> None:
+    """A finite value became inf in a float16 column: what numpy's cast does under the
+    current ``np.errstate(over=...)`` (its "raise" is a conversion error, see job.kwargs)."""
+    mode = np.geterr()["over"]
+    if mode == "warn":
+        _warn("overflow encountered in cast", RuntimeWarning)
+    elif mode != "ignore":   # print, log, call: numpy's own handling of one such cast
+        np.array(np.finfo(np.float64).max).astype(np.float16)
 
 
 def _check_nonneg_int(value: Any, name: str = "argument") -> None:
@@ -248,6 +258,7 @@ class _Job:
             except UnicodeEncodeError:
                 pass   # cannot occur in latin-1 text: never matches
         return dict(enc=enc, mc=mc, strict=self.strict,
+                    f16_error=np.geterr()["over"] == "raise",   # numpy's cast raises
                     delimiter=_core.DELIM_WS if self.delimiter is None else ord(self.delimiter),
                     quote=self._byte(self.quote), comment=self._byte(self.comment))
 
@@ -327,6 +338,96 @@ def _validate(text: Text, stop: Optional[int] = None) -> None:
         _raise_decode_error(text, off)
 
 
+_NUMPY_CHUNK = 1 << 14   # characters numpy's reader asks a text file for at a time
+
+
+def _line_end(buf: Any, pos: int) -> int:
+    """Offset just past the "\\n" ending the line that holds byte ``pos`` (or the end)."""
+    try:
+        i = buf.find(b"\n", pos)
+    except AttributeError:   # a memoryview
+        i = bytes(buf[pos:]).find(b"\n")
+        i = i if i < 0 else pos + i
+    return len(memoryview(buf)) if i < 0 else i + 1
+
+
+def _check_decoded(job: _Job, text: Text, res: dict,
+                   replay: Optional[Callable[[bytes, int, int], None]] = None) -> None:
+    """Raise the UnicodeDecodeError numpy.loadtxt meets before it stops where the engine did.
+
+    Before raising, ``replay(data, enc, lines)`` is given the text numpy had read before its
+    failing read, to give the warnings numpy gave for it first.
+
+    ``stop = res["consumed"]`` is the end of the last row numpy reads (or of the row in error;
+    0 when it reads nothing).  numpy decodes an iterable or an open binary file line by line,
+    so the bytes before ``stop`` are what it decodes.  A path it reads through a text file,
+    ``_NUMPY_CHUNK`` characters at a time (or line by line with several comment strings), so
+    it decodes past ``stop``, up to the end of a chunk: that read is replayed when an invalid
+    byte is near."""
+    stop = res["consumed"]
+    if text.tail_error is not None:
+        # text.buf is what numpy's reads returned before the one that failed: numpy makes
+        # that read if it reaches the end of the input, or ends a line there without a "\n"
+        # (or, having nothing, has lines to skip)
+        n = len(memoryview(text.buf))
+        if res.get("finished") or (stop >= n and (bytes(text.buf[n - 1:n]) != b"\n" if n
+                                                  else job.skiprows > 0)):
+            if replay is not None:
+                replay(bytes(text.buf), text.enc, text.lines)
+            raise text.tail_error
+    if text.reopen is None and res["status"] not in (_core.OK, _core.NEED_MORE):
+        # numpy decodes each line whole before it reads its fields: all of the line in error
+        stop = max(stop, _line_end(text.buf, res.get("err_offset", 0)))
+    if text.codec is None or stop <= 0:
+        return
+    if text.reopen is None:
+        if bytes(text.buf[stop - 1:stop]) != b"\n":   # stopped inside a line (embedded \r):
+            end = text.buf.find(b"\n", stop)          # numpy decoded all of it
+            stop = len(text.buf) if end < 0 else end + 1
+        if replay is not None:
+            view = memoryview(text.buf)
+            try:
+                off = _core.first_invalid(view[:stop], text.codec == "utf-8")
+            finally:
+                view.release()
+            if off >= 0:   # numpy read the lines before the one holding it
+                replay(bytes(text.buf[:bytes(text.buf[:off]).rfind(b"\n") + 1]),
+                       text.enc, text.lines)
+        _validate(text, stop)
+        return
+    view = memoryview(text.buf)
+    try:
+        # a read of _NUMPY_CHUNK characters decodes less than 4 * _NUMPY_CHUNK bytes, and the
+        # text file's own lookahead is smaller still: nothing past this can be decoded
+        off = _core.first_invalid(view[:stop + 16 * _NUMPY_CHUNK], text.codec == "utf-8")
+        if off < 0:
+            return
+        chars = -1   # the invalid byte is before stop: numpy's reads fail before they get there
+        if off >= stop:
+            head = bytes(view[:stop]).decode(text.codec)
+            chars = len(head) - head.count("\r\n")   # numpy reads with universal newlines
+    finally:
+        view.release()
+    pieces: List[str] = []
+    try:
+        with text.reopen() as f:
+            got = 0
+            reads = iter(f) if job.multi else iter(lambda: f.read(_NUMPY_CHUNK), "")
+            for piece in reads:
+                if replay is not None:
+                    pieces.append(piece)
+                got += len(piece)
+                if 0 <= chars <= got:
+                    break
+    except UnicodeDecodeError:
+        if replay is not None:
+            replay("".join(pieces).encode("utf-8", "surrogatepass"), _core.ENC_UTF8,
+                   text.lines)
+        _raise_decode_error(text, off)
+    if chars < 0:
+        _raise_decode_error(text, off)
+
+
 def _raise_decode_error(text: Text, off: int) -> None:
     """UnicodeDecodeError for the invalid byte at `off`, with Python's reason and the line."""
     window = bytes(text.buf[off:off + 4])
@@ -349,23 +450,40 @@ def _run_text(job: _Job, text: Text, dest: _ArrayDest) -> int:
         if text.codec is not None and job.max_rows < 0:
             check = 1 if text.codec == "utf-8" else 2
         lines, invalid = _core.prescan(text.buf, text.lines, check, threads)
-        if invalid >= 0:
-            _raise_decode_error(text, invalid)
-        if check:
-            text.codec = None
+        if check and invalid < 0:
+            text.codec = None   # all valid; else the error is raised where numpy meets it
         if job.multi and text.lines == _core.LINES_UNIVERSAL:
             text.lines = _core.LINES_UNIVSEG   # numpy cuts comments line by line
         kw = job.kwargs(text.enc)
         kw.update(lines=text.lines, translate_cr=text.translate_cr, skiplines=job.skiprows,
                   max_rows=job.max_rows, warn_empty=job.max_rows >= 0)
         ncols = job.fixed_ncols
+
+        def replay(data: bytes, enc: int, lines: int) -> None:
+            """The warnings numpy gave for ``data``, what it read before its read failed."""
+            if job.max_rows < 0 and all(c.kind != _core.KIND_F16 for c in job.plan.columns):
+                return   # no warning to give
+            kw2 = dict(kw, lines=lines, **job.kwargs(enc))
+            n2 = job.fixed_ncols
+            if n2 is None:
+                first = _core.parse(data, probe=True, **kw2)
+                if first["first_nfields"] < 0:
+                    job.note(first, 0)
+                    return
+                n2 = first["first_nfields"]
+            cap2 = _core.count_lines(data, lines)
+            scratch = np.empty(max(1, cap2 * job.plan.row_size(n2)), np.uint8)
+            job.note(_core.parse(data, dest=scratch, capacity=cap2, cols=job.plan.specs(n2),
+                                 usecols=job.usecols, row_size=job.plan.row_size(n2), **kw2), 0)
+
         if ncols is None:
             probe = _core.parse(text.buf, probe=True, **kw)
             if probe["status"] != _core.OK:
-                _validate(text, probe.get("err_offset", 0) + 1)
+                _check_decoded(job, text, probe, replay)
+                job.note(probe, 0)   # numpy warned for the lines before the one in error
                 job.raise_for(probe, enc=text.enc, line_base=0, ncols=None)
             if probe["first_nfields"] < 0:
-                _validate(text, probe["consumed"])
+                _check_decoded(job, text, probe, replay)
                 job.note(probe, 0)
                 return 0
             ncols = probe["first_nfields"]
@@ -378,11 +496,10 @@ def _run_text(job: _Job, text: Text, dest: _ArrayDest) -> int:
                           cols=job.plan.specs(ncols), usecols=job.usecols,
                           row_size=job.plan.row_size(ncols),
                           threads=threads, **kw)
+        # numpy's decode error comes first (it decodes a whole chunk before reading its rows)
+        _check_decoded(job, text, res, replay)
         job.note(res, 0)
-        if res["status"] != _core.OK:
-            _validate(text, res.get("err_offset", 0) + len(res.get("err_text", b"")) + 1)
-            job.raise_for(res, enc=text.enc, line_base=0, ncols=ncols)
-        _validate(text, res["consumed"])
+        job.raise_for(res, enc=text.enc, line_base=0, ncols=ncols)
         return res["rows"]
     finally:
         text.close()
@@ -399,6 +516,8 @@ def _run_lines(job: _Job, feed: Lines, dest: _ArrayDest) -> int:
     kw = job.kwargs(_core.ENC_UTF8)
     if remaining == 0:
         feed.take(skip)   # numpy skips its lines, then reads no row
+        if feed.error is not None:
+            raise feed.error
         return 0
     while True:
         want = None if remaining < 0 else skip + remaining
@@ -410,6 +529,8 @@ def _run_lines(job: _Job, feed: Lines, dest: _ArrayDest) -> int:
                     warn_empty=job.max_rows >= 0)
         if ncols is None:
             probe = _core.parse(buf, probe=True, **call)
+            if probe["status"] not in (_core.OK, _core.NEED_MORE):
+                job.note(probe, rows)   # numpy warned for the lines before the one in error
             job.raise_for(probe, enc=_core.ENC_UTF8, line_base=line_base, ncols=None)
             if probe["first_nfields"] >= 0:
                 ncols = probe["first_nfields"]
@@ -582,7 +703,9 @@ def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, e
             if rows is None:
                 rows = _run_text(job, text, dest)
         elif hasattr(fname, "read") and max_rows < 0:
-            rows = _run_text(job, read_file_object(fname, encoding, job.name), dest)
+            src = read_file_object(fname, encoding, job.name)
+            rows = (_run_text(job, src, dest) if isinstance(src, Text)
+                    else _run_lines(job, src, dest))
         else:
             enc = codec_name(encoding if encoding is not None
                              else getattr(fname, "encoding", None) or "latin1")
@@ -592,7 +715,8 @@ def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, e
             ncols = job.fixed_ncols if job.fixed_ncols is not None else 1
             dest.alloc(0, ncols)
         if job.f16_overflow:
-            _warn("overflow encountered in cast", RuntimeWarning)
+            job.f16_overflow = False
+            _f16_overflowed()
         if isinstance(dest, _ShmDest):
             shape = dest.final_shape(rows, ndmin)
             if shape and shape[0] == 0:
@@ -602,6 +726,8 @@ def _load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin, e
                 return sa
     except BaseException:
         dest.abort()
+        if job.f16_overflow:   # numpy warns for the values it cast before the error too
+            _f16_overflowed()
         raise
     if isinstance(dest, _ShmDest):
         arr = sa.array

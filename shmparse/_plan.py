@@ -8,7 +8,8 @@ structs and subarray fields become consecutive columns).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from collections.abc import Sequence as SequenceABC
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -37,6 +38,30 @@ class Column:
                 self.width, self.imin, self.imax, self.umax)
 
 
+class RepeatedSpec(SequenceABC):
+    """The specs of a plain dtype's ``count`` columns: one spec, its slot ``stride`` bytes
+    further for each next column.  The engine gets the one spec and the stride, so a row of
+    millions of columns costs no memory per column (a list of tuples cost ~250 bytes each)."""
+
+    def __init__(self, spec: Tuple[int, ...], count: int, stride: int) -> None:
+        self.spec = tuple(spec)
+        self.count = count
+        self.stride = stride
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i):   # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self.count))]
+        if i < 0:
+            i += self.count
+        if not 0 <= i < self.count:
+            raise IndexError(i)
+        s = self.spec
+        return s[:3] + (s[3] + i * self.stride,) + s[4:]
+
+
 @dataclass(frozen=True)
 class Plan:
     dtype: np.dtype
@@ -44,11 +69,10 @@ class Plan:
     columns: Tuple[Column, ...]  # structured: one per field; homogeneous: the one template
     has_gaps: bool             # record bytes that no column writes (padding)
 
-    def specs(self, ncols: int) -> List[Tuple[int, ...]]:
+    def specs(self, ncols: int) -> Sequence[Tuple[int, ...]]:
         """Column specs for the engine, for a result with ``ncols`` columns."""
         if self.homogeneous:
-            col = self.columns[0]
-            return [col.spec(i * self.dtype.itemsize) for i in range(ncols)]
+            return RepeatedSpec(self.columns[0].spec(0), ncols, self.dtype.itemsize)
         return [c.spec() for c in self.columns]
 
     def row_size(self, ncols: int) -> int:

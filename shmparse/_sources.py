@@ -21,9 +21,10 @@ import locale
 import lzma
 import mmap
 import os
+import zlib
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -59,10 +60,27 @@ class Text:
     codec: Optional[str]     # "utf-8" / "ascii": bytes still to validate; None: trusted
     name: str
     closers: List[Callable[[], None]] = field(default_factory=list)
+    # a path: opens it as numpy.loadtxt reads it (a text file), to find how far numpy decodes
+    reopen: Optional[Callable[[], Any]] = None
+    # raised if the parse reaches the end of buf: numpy's next read of the file fails so
+    tail_error: Optional[Exception] = None
 
     def close(self) -> None:
         while self.closers:
             self.closers.pop()()
+
+
+_ASCII = bytes(range(128))
+
+
+def _ascii_transparent(codec: str, _known: Dict[str, bool] = {}) -> bool:
+    """Whether ``codec`` decodes every ASCII byte to itself (not UTF-16/32, UTF-7, ...)."""
+    if codec not in _known:
+        try:
+            _known[codec] = _ASCII.decode(codec) == _ASCII.decode("ascii")
+        except (UnicodeError, LookupError):
+            _known[codec] = False
+    return _known[codec]
 
 
 @dataclass
@@ -72,23 +90,34 @@ class Lines:
     decode_with: str         # codec for bytes items
     name: str
     eof: bool = False
+    error: Optional[Exception] = None
 
     def take(self, n: Optional[int]) -> List[bytes]:
-        """Up to ``n`` more lines (all when None), each as utf-8 bytes."""
-        items = list(self.it) if n is None else list(islice(self.it, n))
-        if n is None or len(items) < n:
-            self.eof = True
-        out = []
-        for item in items:
-            if isinstance(item, str):
-                out.append(item.encode("utf-8", "surrogatepass"))
-            elif isinstance(item, bytes):
-                if item.isascii():
-                    out.append(item)
+        """Up to ``n`` more lines (all when None), each as utf-8 bytes.
+
+        numpy gets (and decodes) a line only when its reader reaches it: an error from the
+        iterator or an item comes after the lines before it, from the next call."""
+        if self.error is not None:
+            raise self.error
+        out: List[bytes] = []
+        try:
+            for item in (self.it if n is None else islice(self.it, n)):
+                if isinstance(item, str):
+                    out.append(item.encode("utf-8", "surrogatepass"))
+                elif isinstance(item, bytes):
+                    if item.isascii() and _ascii_transparent(self.decode_with):
+                        out.append(item)
+                    else:
+                        out.append(item.decode(self.decode_with).encode("utf-8", "surrogatepass"))
                 else:
-                    out.append(item.decode(self.decode_with).encode("utf-8", "surrogatepass"))
-            else:
-                raise TypeError("non-string returned while reading data")
+                    raise TypeError("non-string returned while reading data")
+        except Exception as e:
+            if not out:
+                raise
+            self.error = e
+            return out
+        if n is None or len(out) < n:
+            self.eof = True
         return out
 
 
@@ -115,25 +144,77 @@ def _map_file(path: str) -> Text:
     return Text(buf, _core.LINES_UNIVERSAL, True, _core.ENC_LATIN1, None, path, closers)
 
 
+# a read that fails part way: bytes the codec rejects (a UTF-16 file without its BOM is a
+# plain UnicodeError), a truncated or corrupt compressed stream
+_READ_ERRORS = (UnicodeError, EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+def _naming(e: BaseException, path: str) -> BaseException:
+    """The same error, its message (numpy's words first) naming the file."""
+    try:
+        if isinstance(e, UnicodeDecodeError):
+            named: BaseException = UnicodeDecodeError(e.encoding, e.object, e.start, e.end,
+                                                      f"{e.reason} [{path}]")
+        elif len(e.args) == 1 and isinstance(e.args[0], str):
+            named = type(e)(f"{e.args[0]} [{path}]")
+        else:
+            return e
+    except Exception:   # an exception type with another constructor
+        return e
+    named.__cause__ = e
+    return named
+
+
+def _read_as_numpy(path: str, opener: Callable[..., Any], codec: str) -> Text:
+    """A path whose reading fails part way.  numpy reads it as a text file, 16384 characters
+    at a time, and fails only if it reads so far: the text its reads return before the
+    failing one, with that error to raise if the parse needs more (_loadtxt._check_decoded)."""
+    parts = []
+    error = None
+    with opener(path, "rt", encoding=codec) as fh:
+        try:
+            while True:
+                chunk = fh.read(1 << 14)
+                if not chunk:
+                    break
+                parts.append(chunk)
+        except _READ_ERRORS as e:
+            error = _naming(e, path)
+    return Text("".join(parts).encode("utf-8", "surrogatepass"), _core.LINES_UNIVERSAL, True,
+                _core.ENC_UTF8, None, path, tail_error=error)
+
+
 def open_path(path: str, encoding: Optional[str]) -> Text:
     codec = codec_name(encoding if encoding is not None else default_encoding())
     ext = os.path.splitext(path)[1].lower()
     if codec not in _NATIVE:
         # decode once with Python's codec (as numpy does), then read it as utf-8
         opener = _DECOMPRESSORS.get(ext, open)
-        with opener(path, "rt", encoding=codec) as fh:
-            data = fh.read().encode("utf-8", "surrogatepass")
-        return Text(data, _core.LINES_UNIVERSAL, True, _core.ENC_UTF8, None, path)
+        try:
+            with opener(path, "rt", encoding=codec) as fh:
+                data = fh.read()
+        except _READ_ERRORS:
+            return _read_as_numpy(path, opener, codec)
+        return Text(data.encode("utf-8", "surrogatepass"), _core.LINES_UNIVERSAL, True,
+                    _core.ENC_UTF8, None, path)
     if ext in _DECOMPRESSORS:
-        with _DECOMPRESSORS[ext](path, "rb") as fh:
-            text = Text(fh.read(), _core.LINES_UNIVERSAL, True, _core.ENC_LATIN1, None, path)
+        try:
+            with _DECOMPRESSORS[ext](path, "rb") as fh:
+                data = fh.read()
+        except _READ_ERRORS:   # a truncated or corrupt stream
+            return _read_as_numpy(path, _DECOMPRESSORS[ext], codec)
+        text = Text(data, _core.LINES_UNIVERSAL, True, _core.ENC_LATIN1, None, path)
     else:
         text = _map_file(path)
     text.enc = _NATIVE[codec]
     text.codec = None if codec in ("iso8859-1",) else ("ascii" if codec == "ascii" else "utf-8")
+    opener = _DECOMPRESSORS.get(ext, open)
+    text.reopen = lambda: opener(path, "rt", encoding=codec)
     if codec == "utf-8-sig" and bytes(text.buf[:3]) == codecs.BOM_UTF8:
         text.buf = memoryview(text.buf)[3:]
         text.closers.append(text.buf.release)   # closed first: before the mmap
+    elif codec == "utf-8-sig" and codecs.BOM_UTF8.startswith(bytes(text.buf[:3])):
+        text.buf = b""   # 1 or 2 bytes of a BOM, then the end: Python's decoder drops them
     return text
 
 
@@ -144,9 +225,23 @@ def _stringio_newline(f: io.StringIO) -> Optional[str]:
         return ""
 
 
-def read_file_object(f: Any, encoding: Optional[str], name: str) -> Text:
-    """Read an open file whole.  numpy iterates its lines; the line rules below match."""
-    content = f.read()
+def read_file_object(f: Any, encoding: Optional[str], name: str) -> Any:
+    """Read an open file whole.  numpy iterates its lines; the line rules below match.
+
+    Returns a Text, or Lines when the file must be read line by line as numpy does: bytes
+    in a codec the engine does not read natively, and a text file holding bytes its codec
+    rejects (numpy raises that error only if it reads so far)."""
+    try:
+        start = f.tell() if f.seekable() else None
+    except Exception:   # a text file mid-iteration, or no tell() at all
+        start = None
+    try:
+        content = f.read()
+    except UnicodeDecodeError:
+        if start is None:
+            raise
+        f.seek(start)
+        return Lines(iter(f), "latin1", name)
     if isinstance(content, str):
         data = content.encode("utf-8", "surrogatepass")
         if "\r" not in content:
@@ -168,9 +263,8 @@ def read_file_object(f: Any, encoding: Optional[str], name: str) -> Text:
     if codec in _NATIVE and codec != "utf-8-sig":
         return Text(content, _core.LINES_NL, False, _NATIVE[codec],
                     None if codec == "iso8859-1" else codec, name)
-    # any other codec: decode each line as numpy would, then read as utf-8
-    pieces = [ln.decode(codec).encode("utf-8", "surrogatepass") for ln in io.BytesIO(content)]
-    return Text(b"".join(pieces), _core.LINES_NL, False, _core.ENC_UTF8, None, name)
+    # any other codec: decode each line when numpy would, then read as utf-8
+    return Lines(iter(io.BytesIO(content)), codec, name)
 
 
 def seg_ends(lines: List[bytes]) -> np.ndarray:

@@ -49,6 +49,7 @@ cdef extern from "sp_engine.h" nogil:
         const int64_t *mc_len
         int nmc
         int strict
+        int f16_overflow_error
         int64_t skiplines
         int64_t max_rows
         int64_t row_base
@@ -56,6 +57,7 @@ cdef extern from "sp_engine.h" nogil:
         int probe
         const sp_colspec *cols
         int64_t ncols
+        int64_t col_stride
         const int64_t *usecols
         sp_byte *dest
         int64_t capacity
@@ -203,6 +205,7 @@ def first_invalid(buf, bint utf8):
 def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
           bint translate_cr=False, int enc=SP_ENC_LATIN1, int delimiter=SP_DELIM_WS,
           int quote=SP_CTRL_NONE, int comment=SP_CTRL_NONE, mc=(), bint strict=False,
+          bint f16_error=False,
           int64_t skiplines=0, int64_t max_rows=-1, int64_t row_base=0,
           bint warn_empty=False, bint probe=False, cols=(), usecols=None,
           dest=None, int64_t capacity=0, int64_t row_size=0, int threads=1):
@@ -217,7 +220,8 @@ def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
     cdef _OutBuffer outb = None
     cdef sp_options o
     cdef sp_result r
-    cdef Py_ssize_t i, n
+    cdef Py_ssize_t i, n, nspec
+    cdef int64_t stride = 0, slot_end
     cdef int64_t[::1] segs_view
     cdef int64_t[::1] use_view
     cdef int64_t dummy_use = 0
@@ -238,6 +242,7 @@ def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
     o.quote = quote
     o.comment = comment
     o.strict = strict
+    o.f16_overflow_error = f16_error
     o.skiplines = skiplines
     o.max_rows = max_rows
     o.row_base = row_base
@@ -271,11 +276,14 @@ def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
 
     try:
         n = len(cols)
+        # a plain dtype's columns (``Plan.specs``): one spec, repeated every ``stride`` bytes
+        stride = getattr(cols, "stride", 0) if n else 0
+        nspec = 1 if stride > 0 else n
         if n:
-            cspec = <sp_colspec *>malloc(n * sizeof(sp_colspec))
+            cspec = <sp_colspec *>malloc(nspec * sizeof(sp_colspec))
             if cspec == NULL:
                 raise MemoryError()
-            for i in range(n):
+            for i in range(nspec):
                 c = cols[i]
                 cspec[i].kind = c[0]
                 cspec[i].size = c[1]
@@ -285,10 +293,14 @@ def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
                 cspec[i].imin = c[5]
                 cspec[i].imax = c[6]
                 cspec[i].umax = c[7]
-                if not probe and (cspec[i].offset < 0 or cspec[i].offset + (cspec[i].size if cspec[i].kind < SP_KIND_BYTES else cspec[i].width * (4 if cspec[i].kind == SP_KIND_UCS4 else 1)) > row_size):
+                slot_end = cspec[i].offset + (cspec[i].size if cspec[i].kind < SP_KIND_BYTES else cspec[i].width * (4 if cspec[i].kind == SP_KIND_UCS4 else 1))
+                if stride > 0:
+                    slot_end += (n - 1) * stride   # the last column's slot
+                if not probe and (cspec[i].offset < 0 or slot_end > row_size):
                     raise ValueError("internal error: column slot outside the record")
         o.cols = cspec
         o.ncols = n
+        o.col_stride = stride if stride > 0 else 0
         if usecols is not None and use_view.shape[0] != n:
             raise ValueError("internal error: usecols and columns differ in length")
 

@@ -165,10 +165,32 @@ static int sp_exact_decimal(const sp_byte *s, const sp_byte *e, double *out)
     return 0;
 }
 
+/* Strip as Python's float() does (numpy's float16 converter calls it): the characters
+ * str.isspace() accepts, except 0x1C-0x1F, which float() keeps and then rejects. */
+static void sp_py_strip(const sp_byte **s, const sp_byte **e, int enc)
+{
+    const sp_byte *a = *s, *b = *e;
+    size_t n;
+    while (a < b && !(*a >= 0x1C && *a <= 0x1F) && (n = sp_space_len(a, b, enc)) != 0) {
+        a += n;
+    }
+    while (b > a && !(b[-1] >= 0x1C && b[-1] <= 0x1F)
+           && (n = sp_space_len_before(a, b, enc)) != 0) {
+        b -= n;
+    }
+    *s = a;
+    *e = b;
+}
+
 int sp_parse_double(const sp_byte *s, const sp_byte *e, int enc, int underscores,
                     double *out)
 {
-    sp_maybe_strip(&s, &e, enc);
+    if (underscores) {
+        sp_py_strip(&s, &e, enc);
+    }
+    else {
+        sp_maybe_strip(&s, &e, enc);
+    }
     const sp_byte *p = s;
     int neg = 0;
     if (p < e && (*p == '+' || *p == '-')) {

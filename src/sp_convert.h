@@ -34,7 +34,8 @@ int sp_parse_int64(const sp_byte *s, const sp_byte *e, int enc,
                    int64_t lo, int64_t hi, int64_t *out);
 int sp_parse_uint64(const sp_byte *s, const sp_byte *e, int enc,
                     uint64_t hi, uint64_t *out);
-/* Correctly rounded decimal -> double; `underscores` allows Python's digit separators. */
+/* Correctly rounded decimal -> double; `underscores`: Python's float() syntax (numpy's
+ * float16 converter), with digit separators and without 0x1C-0x1F as whitespace. */
 int sp_parse_double(const sp_byte *s, const sp_byte *e, int enc, int underscores,
                     double *out);
 /* Round-to-nearest-even double -> IEEE half; sets *overflow when a finite value became inf. */

@@ -23,6 +23,12 @@
 /* character classes for the unquoted scan */
 enum { SP_C_PLAIN = 0, SP_C_STOP = 1, SP_C_MAYBE = 2 };
 
+/* Column i's spec and the offset of its slot in a record (a plain dtype has one spec for all
+ * its columns, o->col_stride bytes apart: no per-column memory, whatever the row's width). */
+#define SP_COL(o, i) ((o)->col_stride ? (o)->cols : (o)->cols + (i))
+#define SP_SLOT(o, cs, i) ((cs)->offset + ((o)->col_stride ? (i) * (o)->col_stride : 0))
+
+
 typedef struct {
     const sp_options *o;
     const sp_byte *b;
@@ -294,8 +300,8 @@ SP_INLINE int sp_digits(const sp_byte *b, int64_t blen, int64_t p, int64_t lim, 
             m = m * sp_upow10[n] + v;
             total += n;
             p += n;
+            if (total > 19) return -1;   /* m wrapped around: general path */
             if (n < 8) break;
-            if (total > 16) return -1;   /* may exceed 19 digits: general path */
         }
     }
     else {
@@ -473,7 +479,6 @@ static int sp_row(sp_engine *g, sp_cursor *c)
     const int segmented = g->segmented;
     const int64_t len = g->len;
     const int64_t ncols = o->ncols;
-    const sp_colspec *const cols = o->cols;
     sp_byte *const rowp = g->rowp;
     const sp_pat pat = {g->pat_lt, g->pat_a, g->pat_b, g->pat_hi};
     int64_t *fs = g->fs, *fe = g->fe, *fin = g->fin;
@@ -571,13 +576,14 @@ static int sp_row(sp_engine *g, sp_cursor *c)
             fs[idx] = p;
             if (rowp && idx < ncols) {
                 /* fused: convert while scanning when the field is plain */
-                const sp_colspec *cs = &cols[idx];
+                const sp_colspec *cs = SP_COL(o, idx);
+                sp_byte *const slot = rowp + SP_SLOT(o, cs, idx);
                 int64_t q = -1;
                 if (cs->kind == SP_KIND_F64 || cs->kind == SP_KIND_F32) {
-                    q = sp_fused_float(b, len, p, lim, cs, rowp + cs->offset);
+                    q = sp_fused_float(b, len, p, lim, cs, slot);
                 }
                 else if (cs->kind <= SP_KIND_BOOL) {
-                    q = sp_fused_int(b, len, p, lim, cs, rowp + cs->offset);
+                    q = sp_fused_int(b, len, p, lim, cs, slot);
                 }
                 if (q >= 0) {
                     if (q >= lim || cls[b[q]] == SP_C_STOP) {
@@ -591,7 +597,7 @@ static int sp_row(sp_engine *g, sp_cursor *c)
                 p = sp_scan(b, cls, pat, enc, p, lim);
                 fe[idx] = p;
                 if (cs->kind == SP_KIND_BYTES) {
-                    if (sp_store_bytes(b + fs[idx], b + p, enc, rowp + cs->offset,
+                    if (sp_store_bytes(b + fs[idx], b + p, enc, slot,
                                        (size_t)cs->width, o->strict) == 0) {
                         fdone[idx] = 1;
                     }
@@ -779,8 +785,8 @@ SP_INLINE int64_t sp_quick_float(const sp_byte *b, int64_t len, int64_t p, const
  * parsed again by sp_row, which gives numpy's result or error.  On success
  * returns the offset of the next row and sets *eof when the input ended.
  */
-SP_INLINE int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint8_t *quick,
-                              int *eof)
+SP_INLINE int64_t sp_row_fast_k(const sp_engine *g, int64_t p, sp_byte *rowp, uint8_t *quick,
+                                int *eof, const int strided)
 {
     const sp_options *const o = g->o;
     const sp_byte *const b = g->b;
@@ -792,14 +798,16 @@ SP_INLINE int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint
         return -1;   /* an empty line is not a row */
     }
     for (int64_t i = 0; i <= last; i++) {
-        const sp_colspec *cs = &o->cols[i];
+        /* (strided is a constant in each copy: no cost for a structured dtype's columns) */
+        const sp_colspec *cs = strided ? o->cols : o->cols + i;
+        sp_byte *const slot = rowp + cs->offset + (strided ? i * o->col_stride : 0);
         int64_t q;
         if (cs->kind <= SP_KIND_BOOL || cs->kind == SP_KIND_F64 || cs->kind == SP_KIND_F32) {
             sp_byte t;
             const int isint = (cs->kind <= SP_KIND_BOOL);
             q = !quick[i] ? -1
-                : isint ? sp_quick_int(b, len, p, cs, rowp + cs->offset, &t)
-                        : sp_quick_float(b, len, p, cs, rowp + cs->offset, &t);
+                : isint ? sp_quick_int(b, len, p, cs, slot, &t)
+                        : sp_quick_float(b, len, p, cs, slot, &t);
             if (q >= 0) {
                 if (i != last) {
                     if (t != delim) return -1;
@@ -811,8 +819,8 @@ SP_INLINE int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint
                 return (b[q + 1] == '\n') ? q + 2 : q + 1;   /* q + 8 <= len held */
             }
             quick[i] = 0;   /* long numbers in this column: stop trying the quick way */
-            q = isint ? sp_fused_int(b, len, p, len, cs, rowp + cs->offset)
-                      : sp_fused_float(b, len, p, len, cs, rowp + cs->offset);
+            q = isint ? sp_fused_int(b, len, p, len, cs, slot)
+                      : sp_fused_float(b, len, p, len, cs, slot);
         }
         else {   /* SP_KIND_BYTES (sp_parse checked) */
             q = sp_scan(b, g->cls, pat, o->enc, p, len);
@@ -826,12 +834,12 @@ SP_INLINE int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint
                 lo &= n >= 8 ? ~UINT64_C(0) : (UINT64_C(1) << (8 * n)) - 1;
                 hi &= n <= 8 ? 0 : (UINT64_C(1) << (8 * (n - 8))) - 1;   /* n <= 15 */
                 if (o->enc == SP_ENC_LATIN1 || !((lo | hi) & SP_HIGHS)) {
-                    memcpy(rowp + cs->offset, &lo, 8);
-                    memcpy(rowp + cs->offset + 8, &hi, 8);
+                    memcpy(slot, &lo, 8);
+                    memcpy(slot + 8, &hi, 8);
                     goto stored;
                 }
             }
-            if (sp_store_bytes(b + p, b + q, o->enc, rowp + cs->offset,
+            if (sp_store_bytes(b + p, b + q, o->enc, slot,
                                (size_t)cs->width, o->strict) != 0) {
                 return -1;
             }
@@ -856,6 +864,15 @@ SP_INLINE int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint
         return -1;
     }
     return -1;   /* not reached: ncols > 0 */
+}
+
+/* One row by the fast path; a plain dtype (one spec for all columns) and a structured one
+ * each get their own copy of the loop. */
+SP_INLINE int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint8_t *quick,
+                              int *eof)
+{
+    return g->o->col_stride ? sp_row_fast_k(g, p, rowp, quick, eof, 1)
+                            : sp_row_fast_k(g, p, rowp, quick, eof, 0);
 }
 
 /* Fast rows back to back (the row loop's invariants stay in registers): parses up to
@@ -942,7 +959,12 @@ SP_INLINE int sp_convert(sp_engine *g, const sp_colspec *cs, const sp_byte *s,
     case SP_KIND_F16: {
         double v;
         if (sp_parse_double(s, e, enc, 1, &v) < 0) return -1;
-        uint16_t h = sp_double_to_half(v, &g->f16_overflow);
+        int overflow = 0;
+        uint16_t h = sp_double_to_half(v, &overflow);
+        if (overflow) {
+            if (g->o->f16_overflow_error) return -1;
+            g->f16_overflow = 1;
+        }
         if (cs->swap) h = (uint16_t)((h >> 8) | (h << 8));
         memcpy(dst, &h, 2);
         return 0;
@@ -1019,7 +1041,7 @@ int sp_parse(const sp_options *o, sp_result *r)
     /* the whole-row fast path: a plain delimited table of fused kinds */
     int fast = fused && !g.ws && !g.segmented && o->delimiter >= 0 && o->quote < 0 &&
                o->nmc == 0;
-    for (int64_t i = 0; fast && i < o->ncols; i++) {
+    for (int64_t i = 0; fast && i < (o->col_stride ? 1 : o->ncols); i++) {
         const int k = o->cols[i].kind;
         fast = (k <= SP_KIND_BOOL || k == SP_KIND_F64 || k == SP_KIND_F32 ||
                 k == SP_KIND_BYTES);
@@ -1032,24 +1054,49 @@ int sp_parse(const sp_options *o, sp_result *r)
         if (fast) memset(fast_quick, 1, (size_t)o->ncols);
         /* an S column of at most 15 bytes may be stored as 16 when the 16 bytes stay in the
          * row and the ones past the column all belong to later columns (written after it) */
-        for (int64_t i = 0; fast && i < o->ncols; i++) {
-            const sp_colspec *c = &o->cols[i];
-            if (c->kind != SP_KIND_BYTES || c->width > 15 || c->offset + 16 > o->row_size) {
-                continue;
-            }
-            int covered = 1;
-            for (int64_t x = c->offset + c->width; covered && x < c->offset + 16; x++) {
-                covered = 0;
-                for (int64_t j = i + 1; j < o->ncols; j++) {
-                    const sp_colspec *d = &o->cols[j];
-                    const int64_t nb = (int64_t)d->size * (d->width > 0 ? d->width : 1);
-                    if (d->offset <= x && x < d->offset + nb) {
-                        covered = 1;
-                        break;
-                    }
+        if (fast && o->col_stride) {
+            /* a plain S dtype: the columns tile the record, each followed by the next */
+            const sp_colspec *c = o->cols;
+            if (c->kind == SP_KIND_BYTES && c->width <= 15 && c->width == o->col_stride) {
+                for (int64_t i = 0; i < o->ncols; i++) {
+                    if (c->offset + i * o->col_stride + 16 <= o->row_size) fast_quick[i] = 2;
                 }
             }
-            if (covered) fast_quick[i] = 2;
+        }
+        else if (fast) {
+            /* top[x]: the last column (in column order) writing byte x of a record, or -1;
+             * one pass over the fields, then 16 look-ups per short S column */
+            int64_t *top = NULL;
+            int want = 0;
+            for (int64_t i = 0; i < o->ncols && !want; i++) {
+                want = o->cols[i].kind == SP_KIND_BYTES && o->cols[i].width <= 15;
+            }
+            if (want && o->row_size > 0 && o->row_size <= (INT64_C(1) << 26)) {
+                top = (int64_t *)malloc((size_t)o->row_size * sizeof(int64_t));
+            }
+            if (top != NULL) {
+                for (int64_t x = 0; x < o->row_size; x++) top[x] = -1;
+                for (int64_t j = 0; j < o->ncols; j++) {
+                    const sp_colspec *d = &o->cols[j];
+                    const int64_t nb = (int64_t)d->size * (d->width > 0 ? d->width : 1);
+                    for (int64_t x = d->offset; x < d->offset + nb && x < o->row_size; x++) {
+                        if (x >= 0) top[x] = j;
+                    }
+                }
+                for (int64_t i = 0; i < o->ncols; i++) {
+                    const sp_colspec *c = &o->cols[i];
+                    if (c->kind != SP_KIND_BYTES || c->width > 15 || c->offset < 0 ||
+                            c->offset + 16 > o->row_size) {
+                        continue;
+                    }
+                    int covered = 1;
+                    for (int64_t x = c->offset + c->width; covered && x < c->offset + 16; x++) {
+                        covered = top[x] > i;
+                    }
+                    if (covered) fast_quick[i] = 2;
+                }
+                free(top);
+            }
         }
     }
 
@@ -1057,7 +1104,6 @@ int sp_parse(const sp_options *o, sp_result *r)
     sp_cursor cur = {0, 0, 0, 0, 0};
     int64_t row_count = 0;
     const int64_t ncols = o->ncols;
-    const sp_colspec *cols = o->cols;
     const int64_t *usecols = o->usecols;
 
     for (int64_t i = 0; i < o->skiplines; i++) {
@@ -1150,10 +1196,12 @@ int sp_parse(const sp_options *o, sp_result *r)
             if (g.fdone[col]) {
                 continue;
             }
-            const sp_byte *base = g.fsc[col] ? g.scratch : g.b;
+            /* no scratch buffer yet: the quoted field is empty (NULL + 0 is undefined) */
+            const sp_byte *base = (g.fsc[col] && g.scratch) ? g.scratch : g.b;
             const sp_byte *fs = base + g.fs[col];
             const sp_byte *fe = base + g.fe[col];
-            int rc = sp_convert(&g, &cols[i], fs, fe, rowp + cols[i].offset);
+            const sp_colspec *cs = SP_COL(o, i);
+            int rc = sp_convert(&g, cs, fs, fe, rowp + SP_SLOT(o, cs, i));
             if (SP_UNLIKELY(rc != 0)) {
                 st = (rc == SP_CONV_TRUNCATED) ? SP_ERR_TRUNCATE : SP_ERR_CONVERT;
                 r->err_row = row_count + o->row_base;

@@ -64,13 +64,17 @@ typedef struct {
     const int64_t *mc_len;
     int nmc;
     int strict;
+    int f16_overflow_error;    /* numpy's errstate over="raise": a float16 overflow is a
+                                  conversion error (numpy's cast raises, its reader reports) */
     int64_t skiplines;
     int64_t max_rows;          /* < 0: all */
     int64_t row_base;          /* rows already produced by earlier batches */
     int warn_empty;            /* report the first empty line (numpy's max_rows warning) */
     int probe;                 /* stop at the first data row and report its field count */
-    const sp_colspec *cols;    /* one per output column */
+    const sp_colspec *cols;    /* one per output column; see col_stride */
     int64_t ncols;
+    int64_t col_stride;        /* > 0: a plain dtype, cols holds ONE spec for every column,
+                                  column i's slot at cols[0].offset + i * col_stride */
     const int64_t *usecols;    /* NULL, or ncols file column indices (negative allowed) */
     sp_byte *dest;
     int64_t capacity;          /* rows dest can hold */

@@ -210,7 +210,9 @@ int sp_parse_parallel(const sp_options *o, sp_result *r, int nthreads)
         r->f16_overflow |= cr->f16_overflow;
         if (cr->status != SP_OK) {
             st = cr->status;
+            const int f16 = r->f16_overflow;   /* earlier chunks' overflows stay reported */
             *r = *cr;
+            r->f16_overflow = f16;
             cr->err_text = NULL;   /* ownership moves to r */
             r->err_offset += ch[i].start;
             r->err_line += sp_count_lines(b, ch[i].start, SP_LINES_UNIVERSAL) - 1;
