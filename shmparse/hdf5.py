@@ -27,6 +27,7 @@ Design (README, "Writing HDF5"):
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
@@ -454,7 +455,6 @@ _MARGIN = 4 << 20      # room taken beyond a block: HDF5's metadata and chunk ca
 def _find_fallocate() -> Optional[Callable[..., int]]:
     """libc's fallocate (Linux), for FALLOC_FL_KEEP_SIZE; None elsewhere."""
     try:
-        import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         fn = getattr(libc, "fallocate64", None) or libc.fallocate
     except (OSError, AttributeError):
@@ -496,7 +496,7 @@ class _Room:
             if _fallocate(self.fd, _KEEP_SIZE, start, end - start) == 0:
                 self.upto = end
                 return
-            err = ctypes_errno()
+            err = ctypes.get_errno()
             if err in (errno.ENOSPC, errno.EDQUOT):
                 raise _clear(OSError(errno.ENOSPC, f"no space left for the output: "
                                      f"{_fmt_mb(end - start)} more do not fit on its file "
@@ -521,11 +521,6 @@ class _Room:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-
-def ctypes_errno() -> int:
-    import ctypes
-    return ctypes.get_errno()
 
 
 def _no_space(exc: BaseException, directory: str) -> bool:
