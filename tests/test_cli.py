@@ -17,6 +17,8 @@ from shmparse import shm
 from shmparse.__main__ import main
 from shmparse._sample import SEED_DTYPE, write_seed_file
 
+from ._procs import alive, children, proc_stat
+
 pytestmark = pytest.mark.skipif(not os.path.isdir(shm.SHM_DIR), reason="needs /dev/shm (POSIX)")
 
 SEED_SPEC = "chr:S10,pos:i4,pct:f4,c:i4,t:i4"
@@ -277,25 +279,6 @@ def test_strict_by_default_and_no_strict_truncates(tmp_path, capsys):
 
 
 # -- signals and a killed worker ---------------------------------------------------------------
-def _stat(pid):
-    """(state, ppid) of a process, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return fields[0], int(fields[1])
-
-
-def _children(pid):
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and (_stat(p) or ("", 0))[1] == pid]
-
-
-def _alive(pid):
-    st = _stat(pid)
-    return st is not None and st[0] not in "ZX"
-
-
 def _running_with(text):
     """Live processes whose command line contains ``text`` (workers fork the convert's)."""
     found = []
@@ -305,7 +288,7 @@ def _running_with(text):
                 cmd = f.read().decode(errors="replace")
         except OSError:
             continue
-        if p.isdigit() and text in cmd and _alive(int(p)):
+        if p.isdigit() and text in cmd and alive(int(p)):
             found.append(int(p))
     return found
 
@@ -330,7 +313,7 @@ def _assert_left_nothing(proc, out, workers):
     assert not os.path.exists(out), "no output under the final name"
     assert not _leftovers(os.path.dirname(out)), "no hidden temporary file"
     assert not segments, "no segment"
-    assert not [p for p in workers if _alive(p)], "no worker left"
+    assert not [p for p in workers if alive(p)], "no worker left"
     assert not _running_with(str(out)), "no process of that command left"
 
 
@@ -342,7 +325,7 @@ def test_signal_stops_convert_and_leaves_nothing(big_inputs, tmp_path, sig, grou
     for attempt in range(5):
         out = tmp_path / f"out{attempt}.h5"
         proc = _start_convert(big_inputs, out)
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         assert len(workers) == 2
         time.sleep(0.05 * attempt)
         (os.killpg if group else os.kill)(proc.pid, sig)
@@ -359,18 +342,18 @@ def _busy_worker(pid, wait=5.0):
     """A worker of ``pid`` that is running (state R), else any of them."""
     end = time.monotonic() + wait
     while time.monotonic() < end:
-        kids = _children(pid)
-        busy = [k for k in kids if (_stat(k) or ("",))[0] == "R"]
+        kids = children(pid)
+        busy = [k for k in kids if (proc_stat(k) or ("",))[0] == "R"]
         if busy:
             return busy[0]
-    return _children(pid)[0]
+    return children(pid)[0]
 
 
 def test_killed_worker_fails_convert_cleanly(big_inputs, tmp_path):
     for attempt in range(5):
         out = tmp_path / f"out{attempt}.h5"
         proc = _start_convert(big_inputs, out)
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         victim = _busy_worker(proc.pid)
         os.kill(victim, signal.SIGKILL)
         _, err = proc.communicate(timeout=60)

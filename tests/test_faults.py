@@ -24,6 +24,8 @@ import shmparse
 from shmparse import shm
 from shmparse._sample import SEED_DTYPE, write_seed_file
 
+from ._procs import alive, children
+
 pytestmark = pytest.mark.skipif(not os.path.isdir(shm.SHM_DIR), reason="needs /dev/shm (POSIX)")
 
 SEED_ARGS = ["--dtype", "chr:S10,pos:i4,pct:f4,c:i4,t:i4", "--delimiter", "TAB"]
@@ -271,25 +273,6 @@ def test_dev_shm_filling_up_half_way(inputs, tmp_path):
 
 
 # -- signals and a killed worker at random moments ---------------------------------------------
-def _stat(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return fields[0], int(fields[1])
-
-
-def _children(pid):
-    return [int(p) for p in os.listdir("/proc")
-            if p.isdigit() and (_stat(p) or ("", 0))[1] == pid]
-
-
-def _alive(pid):
-    st = _stat(pid)
-    return st is not None and st[0] not in "ZX"
-
-
 @pytest.fixture(scope="module")
 def long_inputs(inputs):
     return inputs * 3        # nine inputs, 45 MB: about 1 s with gzip on 2 workers
@@ -323,7 +306,7 @@ def test_signal_at_a_random_moment_leaves_nothing(long_inputs, long_duration, tm
         proc = subprocess.Popen(_convert_command(long_inputs, out), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         if what == "SIGKILL-a-worker":
             if workers:
                 os.kill(workers[rng.randrange(len(workers))], signal.SIGKILL)
@@ -337,7 +320,7 @@ def test_signal_at_a_random_moment_leaves_nothing(long_inputs, long_duration, tm
             shm._unlink_quiet(name)
         assert not ours, f"{what} at {delay:.3f} s left segments {ours}"
         assert not _leftovers(tmp_path), f"{what} at {delay:.3f} s left a temporary file"
-        assert not [p for p in workers if _alive(p)], f"{what} at {delay:.3f} s left a worker"
+        assert not [p for p in workers if alive(p)], f"{what} at {delay:.3f} s left a worker"
         if proc.returncode == 0:
             # it finished first (or the killed worker was idle and was replaced): complete
             with h5py.File(out, "r") as h5:
@@ -392,11 +375,11 @@ def test_fifty_conversions_leak_no_fd_mapping_process_or_memory(tmp_path, warm):
         for i in range(5):                    # warm-up: imports, caches, the allocator
             convert(i, None if i % 2 else "gzip")
         fds, maps, rss = len(os.listdir("/proc/self/fd")), _shm_mappings(), _rss_kb()
-        kids = len(_children(os.getpid()))
+        kids = len(children(os.getpid()))
         for i in range(50):
             convert(i, None if i % 2 else "gzip")
         fds2, maps2, rss2 = len(os.listdir("/proc/self/fd")), _shm_mappings(), _rss_kb()
-        kids2 = len(_children(os.getpid()))
+        kids2 = len(children(os.getpid()))
     finally:
         if loader is not None:
             loader.close()
