@@ -20,6 +20,7 @@ if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import atexit  # noqa: E402
 import codecs  # noqa: E402
 import signal  # noqa: E402
 import tempfile  # noqa: E402
@@ -376,5 +377,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             signal.signal(sig, handler)
 
 
+def run() -> None:
+    """The ``shmparse`` command: :func:`main`, then the process ends without tearing the
+    interpreter down.  A normal shutdown frees every module one by one (numpy's and HDF5's
+    state included: about 35 ms after a conversion) only for the OS to drop it all anyway.
+    Output is flushed and the ``atexit`` handlers run first, as in a normal exit."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):      # (a closed pipe...): the normal exit reports it
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

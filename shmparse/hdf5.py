@@ -375,7 +375,22 @@ class _Writer:
         a["shmparse_version"] = __version__
 
 
+def _plainly_storable(dtype: np.dtype) -> bool:
+    """Whether h5py certainly stores ``dtype`` (numbers, bool, ``S`` and compounds or
+    subarrays of those), known without importing h5py; False means "ask h5py"."""
+    if dtype.names is not None:
+        return all(_plainly_storable(dtype.fields[n][0]) for n in dtype.names)
+    if dtype.subdtype is not None:
+        return _plainly_storable(dtype.subdtype[0])
+    if dtype.kind in "biuS":
+        return True
+    return (dtype.kind == "f" and dtype.itemsize in (2, 4, 8)) or \
+        (dtype.kind == "c" and dtype.itemsize in (8, 16))
+
+
 def _check_h5_dtype(dtype: np.dtype) -> None:
+    if _plainly_storable(dtype):
+        return
     import h5py
     try:
         h5py.h5t.py_create(dtype, logical=True)
@@ -427,8 +442,9 @@ def _free_bytes(directory: str) -> Optional[int]:
 
 
 def _create_temp(tmp: str, out: str) -> None:
-    """Create the empty temporary output now, so that an output directory that is missing,
-    not writable, read-only or full is an error before any input is parsed."""
+    """Try creating the temporary output now (and remove it again), so that an output
+    directory that is missing, not writable, read-only or full is an error before any input
+    is parsed."""
     d = os.path.dirname(tmp)
     if os.path.exists(d) and not os.path.isdir(d):
         raise NotADirectoryError(errno.ENOTDIR, f"cannot write {out}: {d} is not a directory",
@@ -442,9 +458,11 @@ def _create_temp(tmp: str, out: str) -> None:
         raise type(e)(e.errno, f"cannot write {out}: cannot create a file in {d} "
                       f"({e.strerror})", d) from None
     os.close(fd)
+    # (HDF5 creates it again: opening an existing file to truncate it would set ext4's
+    # "flush on close" state, and the first close would then write the whole file back)
+    os.unlink(tmp)
     free = _free_bytes(d)
     if free is not None and free < _MIN_FREE:
-        os.unlink(tmp)
         raise OSError(errno.ENOSPC, f"cannot write {out}: only {free:,} bytes are free on its "
                       "file system", d)
 
@@ -627,8 +645,6 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
         max_rows, quotechar`` as for :func:`shmparse.loadtxt`.
     """
     t0 = time.perf_counter()
-    import h5py
-
     # -- arguments, all checked before anything is read or created --------------------
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
@@ -686,6 +702,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
         raise FileExistsError(f"{out} exists (use mode='w' to overwrite it, or 'a' to add "
                               "datasets to it)")
     if mode == "a" and exists:
+        import h5py
         with h5py.File(out, "r") as h5:      # not an HDF5 file: an error now, not later
             if layout == "concat" and ("data" in h5 or "index" in h5):
                 raise ValueError("layout='concat' writes the datasets 'data' and 'index', and "
@@ -700,15 +717,24 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
     runner: Optional[Loader] = None
     ok = False
     room: Optional[_Room] = None
+    conv: Optional[_Conversion] = None
     try:
-        room = _Room(tmp)
+        # The workers first, and their first blocks: they parse while h5py is imported and
+        # the file is made.  (They do not inherit the file's descriptors either: a worker's
+        # exit would otherwise be the file's last close.)
+        runner = Loader(workers) if own else loader
+        parallel = level is not None and compress_in == "workers"
+        conv = _Conversion(runner, sources, dtype, kw, strict, block_bytes,
+                           max_inflight or 2 * runner.workers, level, bool(shuffle))
+        conv.start()
+        import h5py
         try:
             if mode == "a" and exists:
                 shutil.copyfile(out, tmp)
                 shutil.copymode(out, tmp)
                 h5 = h5py.File(tmp, "r+")
             else:
-                h5 = h5py.File(tmp, "w")
+                h5 = h5py.File(tmp, "x")
             written = False
         except OSError as e:
             if _no_space(e, os.path.dirname(tmp)):
@@ -716,9 +742,8 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
                               "system") from e
             raise
         try:
-            room.take(0, _MIN_FREE)   # (after the open: "w" truncates what was taken)
-            runner = Loader(workers) if own else loader
-            parallel = level is not None and compress_in == "workers"
+            room = _Room(tmp)
+            room.take(0, _MIN_FREE)
             writer = _Writer(h5, dtype=dtype, layout=layout, compression=comp,
                              compression_opts=comp_opts, shuffle=bool(shuffle),
                              chunk_rows=None if chunk_rows is None else int(chunk_rows),
@@ -729,9 +754,9 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
                 bar = tqdm(total=total, unit="B", unit_scale=True,
                            unit_divisor=1024, desc="shmparse", leave=True, dynamic_ncols=True)
             try:
-                conv = _Conversion(runner, writer, sources, dtype, kw, strict, block_bytes,
-                                   max_inflight or 2 * runner.workers, level, bool(shuffle),
-                                   bar, callback)
+                conv.writer = writer
+                conv.bar = bar
+                conv.callback = callback
                 conv.room = room
                 conv.foresee = comp is None   # the output's size, from the first block
                 conv.run()
@@ -764,6 +789,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
             except (OSError, RuntimeError):
                 if written:       # (after another error, that one is the one to report)
                     raise
+        assert room is not None
         room.give_back()
         room.close()
         if fsync:
@@ -776,6 +802,8 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
             _fsync_path(os.path.dirname(out), directory=True)
         ok = True
     finally:
+        if conv is not None:
+            conv._clean_up()
         if room is not None:
             room.close()
         if not ok:
@@ -796,12 +824,11 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
 class _Conversion:
     """Schedules parse and compress tasks on the loader and writes blocks in input order."""
 
-    def __init__(self, loader: Loader, writer: _Writer, sources: List[_Source], dtype: np.dtype,
+    def __init__(self, loader: Loader, sources: List[_Source], dtype: np.dtype,
                  kw: Dict[str, Any], strict: bool, block_bytes: int, limit: int,
-                 level: Optional[int], shuffle: bool, bar: Any,
-                 callback: Optional[Callable[[Progress], Any]]) -> None:
+                 level: Optional[int], shuffle: bool) -> None:
         self.loader = loader
-        self.writer = writer
+        self.writer: Any = None     # (_Writer) set before run(): start() does not write
         self.sources = sources
         self.dtype = dtype
         self.kw = kw
@@ -810,8 +837,8 @@ class _Conversion:
         self.limit = limit
         self.level = level
         self.shuffle = shuffle
-        self.bar = bar
-        self.callback = callback
+        self.bar: Any = None
+        self.callback: Optional[Callable[[Progress], Any]] = None
         self.next_source = 0
         self.queue: Deque[_Block] = deque()          # blocks cut, not yet dispatched
         self.compress: Deque[Tuple[_Task, _Block]] = deque()
@@ -926,6 +953,10 @@ class _Conversion:
         return [blk]
 
     # -- the loop ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Give the workers their first blocks (nothing is written yet)."""
+        self._dispatch()
+
     def run(self) -> None:
         try:
             while True:

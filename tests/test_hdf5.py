@@ -517,6 +517,55 @@ def test_strict_refuses_a_string_longer_than_its_field(tmp_path):
         assert b"chrUn_KI27" in h5[s.datasets[0]]["chr"][()], "truncated as numpy does"
 
 
+# -- what h5py stores, known without importing it --------------------------------------------
+_FAST = ["i1", "<u2", ">i4", "u8", "?", "f2", ">f4", "f8", "c8", "c16", "S1", "S40", "(3,)i4",
+         "(2,2)f8", SEED_DTYPE, [("a", "i4"), ("b", [("x", "f4"), ("y", "S3")]), ("c", "(2,)u1")]]
+_ASKED = ["U5", [("a", "i4"), ("b", "U3")], "O", "M8[s]", "m8[ms]", "V8", "g", "G",
+          [("a", "i4"), ("b", "M8[D]")]]
+
+
+@pytest.mark.parametrize("dtype, fast", [(d, True) for d in _FAST] + [(d, False) for d in _ASKED])
+def test_dtypes_taken_without_h5py_are_the_ones_h5py_stores(dtype, fast):
+    """Numbers, bools, S and compounds of them are taken without importing h5py; anything
+    else is h5py's to judge."""
+    dtype = np.dtype(dtype)
+    assert hdf5._plainly_storable(dtype) == fast
+    try:
+        h5py.h5t.py_create(dtype, logical=True)
+        stores = True
+    except TypeError:
+        stores = False
+    assert stores or not fast              # never taken on trust when h5py refuses it
+    if stores:
+        hdf5._check_h5_dtype(dtype)
+    else:
+        with pytest.raises(TypeError, match="cannot be stored in HDF5"):
+            hdf5._check_h5_dtype(dtype)
+
+
+def test_workers_hold_no_descriptor_of_the_output(inputs, tmp_path):
+    """The workers start before the output is made, and so do not inherit its descriptors
+    (the last close of the file, which ext4 may turn into a write-back of it all, is the
+    parent's)."""
+    from ._procs import children
+    seen = []
+
+    def look(p):
+        for pid in children(os.getpid()):
+            fd_dir = f"/proc/{pid}/fd"
+            for fd in os.listdir(fd_dir):
+                try:
+                    seen.append(os.readlink(os.path.join(fd_dir, fd)))
+                except FileNotFoundError:
+                    pass
+
+    out = tmp_path / "o.h5"
+    _convert(inputs["seed"], str(out), dtype=SEED_DTYPE, delimiter="\t", progress=look,
+             block_bytes=4096)
+    assert seen, "no worker descriptor was seen"
+    assert not [t for t in seen if t.startswith(str(tmp_path))], seen
+
+
 # -- argument errors, before any work --------------------------------------------------------
 @pytest.mark.parametrize("kw, exc, match", [
     (dict(bogus=1), TypeError, "bogus"),
