@@ -858,6 +858,8 @@ class _Conversion:
         self.current: Optional[_Source] = None       # the input being written
         self.room: Optional[_Room] = None            # space taken before each write
         self.foresee = False                          # check the room for all at the first block
+        self.token = os.urandom(8).hex()              # this conversion, for the workers' slots
+        self.slot_users: set = set()                  # workers that may keep slots mapped
 
     # -- cutting inputs into blocks ----------------------------------------------------------
     def _cut_next(self) -> bool:
@@ -936,7 +938,7 @@ class _Conversion:
         ranges = [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
         for k, (a, b) in enumerate(ranges):
             blk = _Block(0, src, k == len(ranges) - 1, (b - a) + (start if k == 0 else 0))
-            blk.args = (src.path, a, b, stamp, kw_engine, row_size, check)
+            blk.args = (src.path, a, b, stamp, kw_engine, row_size, check, self.token)
             blk.task = _Task(0, src.path, "block", ())    # its slot is chosen at dispatch
             blocks.append(blk)
         return blocks
@@ -1011,6 +1013,8 @@ class _Conversion:
                     self.idle_slots.append(blk.slot)
                     blk.slot = None
                 return
+            if blk.slot is not None:
+                self.slot_users.add(blk.task.worker)
             self.queue.popleft()
             self.live[blk.seq] = blk
 
@@ -1164,6 +1168,9 @@ class _Conversion:
         ld._forget(tasks)
         ld._abandon(tasks)
         self.running.clear()
+        if self.slot_users and not ld._closed:
+            users, self.slot_users = self.slot_users, set()
+            ld._release_slots(users)
         for blk in list(self.parsed.values()) + list(self.live.values()):
             if blk.sa is not None:
                 blk.sa.close()

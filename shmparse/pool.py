@@ -110,13 +110,35 @@ def map_slot(name: str, size: int, writable: bool) -> mmap.mmap:
         os.close(fd)
 
 
+# (in a worker) the slots of one conversion, kept mapped from block to block: mapping 8 MB
+# again for every block (page-table entries filled, then torn down) cost about a millisecond
+# of each block's 14.  The parent has them dropped when the conversion ends (a "release"
+# task); a task of another conversion, or of another kind, drops them too.
+_slot_maps: Dict[str, mmap.mmap] = {}
+_slot_owner: List[Optional[str]] = [None]
+
+
+def _release_slots(owner: Optional[str] = None) -> None:
+    """Unmap the kept slots unless they belong to ``owner``."""
+    if owner is not None and owner == _slot_owner[0]:
+        return
+    for mm in _slot_maps.values():
+        try:
+            mm.close()
+        except BufferError:    # a view still alive (an error's traceback): unmapped with it
+            pass
+    _slot_maps.clear()
+    _slot_owner[0] = owner
+
+
 def _block_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dict[str, Any],
-                row_size: int, check: int, slot: str) -> Dict[str, Any]:
-    """Parse bytes [start, end) of a file into the reusable segment ``slot`` (one block of a
-    conversion), growing it (reserved pages) if the block's rows need more room.
+                row_size: int, check: int, owner: str, slot: str) -> Dict[str, Any]:
+    """Parse bytes [start, end) of a file into the reusable segment ``slot`` (one block of the
+    conversion ``owner``), growing it (reserved pages) if the block's rows need more room.
 
     Returns the engine's result with ``line_ends`` (line ends in the range) and ``slot_size``
     (the segment's size now)."""
+    _release_slots(owner)
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
         if (st.st_size, st.st_mtime_ns) != stamp:
@@ -139,14 +161,16 @@ def _block_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dic
                     size = need
             finally:
                 os.close(fd)
-            out = map_slot(slot, need, True)
-            try:
-                dest = np.frombuffer(out, np.uint8, offset=shm.HEADER)
-                res = _core.parse(view, dest=dest, capacity=lines, threads=1,
-                                  row_size=row_size, **kw)
-                del dest
-            finally:
-                out.close()
+            out = _slot_maps.pop(slot, None)
+            if out is None or len(out) < need:
+                if out is not None:
+                    out.close()
+                out = map_slot(slot, size, True)
+            _slot_maps[slot] = out
+            dest = np.frombuffer(out, np.uint8, count=need - shm.HEADER, offset=shm.HEADER)
+            res = _core.parse(view, dest=dest, capacity=lines, threads=1,
+                              row_size=row_size, **kw)
+            del dest
         finally:
             view.release()
     finally:
@@ -157,15 +181,18 @@ def _block_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dic
 
 
 def _run_task(kind: str, args: Tuple[Any, ...]) -> Any:
+    if kind == "block":
+        return _block_task(*args)
+    if kind == "compress":              # (a block of the same conversion: its slots stay)
+        from .hdf5 import _compress_task
+        return _compress_task(*args)
+    _release_slots()
     if kind == "file":
         return _file_task(*args)
     if kind == "range":
         return _range_task(*args)
-    if kind == "block":
-        return _block_task(*args)
-    if kind == "compress":
-        from .hdf5 import _compress_task
-        return _compress_task(*args)
+    if kind == "release":
+        return None
     raise ValueError(f"unknown task {kind!r}")
 
 
@@ -392,6 +419,24 @@ class Loader:
                 else:
                     self._mailbox[task] = reply
         return out
+
+    def _release_slots(self, workers: Iterable[_Worker]) -> None:
+        """Have these workers (those still serving, and idle) unmap the slots of a conversion
+        that has ended.  A busy or dead one drops them with its next task, or with itself."""
+        mine = set()
+        for w in workers:
+            if w in self._pool and w.task is None and w.proc.is_alive():
+                task = _Task(0, "", "release", ())
+                w.task, task.worker = task, w
+                try:
+                    w.conn.send(("release", ()))
+                except OSError:
+                    w.task, task.worker = None, None
+                    continue
+                mine.add(task)
+        while mine:
+            for task, _ in self._collect_mine(mine):
+                mine.discard(task)
 
     def _wait_for_a_worker(self) -> None:
         """Every worker is busy with another consumer's task: wait until one is free."""

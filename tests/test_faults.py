@@ -344,9 +344,14 @@ def test_signal_at_a_random_moment_leaves_nothing(long_inputs, long_duration, tm
 
 
 # -- 50 conversions in one process ----------------------------------------------------------------
-def _shm_mappings():
-    with open("/proc/self/maps") as f:
+def _shm_mappings(pid="self"):
+    with open(f"/proc/{pid}/maps") as f:
         return sum(1 for line in f if "/dev/shm/" in line)
+
+
+def _children_shm_mappings():
+    """/dev/shm mappings the workers still hold (a warm loader's keep none between calls)."""
+    return sum(_shm_mappings(pid) for pid in children(os.getpid()))
 
 
 def _rss_kb():
@@ -376,8 +381,10 @@ def test_fifty_conversions_leak_no_fd_mapping_process_or_memory(tmp_path, warm):
             convert(i, None if i % 2 else "gzip")
         fds, maps, rss = len(os.listdir("/proc/self/fd")), _shm_mappings(), _rss_kb()
         kids = len(children(os.getpid()))
+        held = []
         for i in range(50):
             convert(i, None if i % 2 else "gzip")
+            held.append(_children_shm_mappings())
         fds2, maps2, rss2 = len(os.listdir("/proc/self/fd")), _shm_mappings(), _rss_kb()
         kids2 = len(children(os.getpid()))
     finally:
@@ -387,4 +394,5 @@ def test_fifty_conversions_leak_no_fd_mapping_process_or_memory(tmp_path, warm):
           f"{fds} -> {fds2}, /dev/shm mappings {maps} -> {maps2}, child processes {kids} -> "
           f"{kids2}, RSS {rss / 1024:.1f} -> {rss2 / 1024:.1f} MB")
     assert fds2 == fds and maps2 == maps == 0 and kids2 == kids
+    assert held == [0] * 50, "workers kept shared segments mapped after a conversion"
     assert rss2 - rss < 16 * 1024, "RSS grew by more than 16 MB over 50 conversions"
