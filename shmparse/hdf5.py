@@ -225,8 +225,10 @@ class _Writer:
         self.names: List[str] = []
         self.ds: Any = None             # the dataset being appended to
         self.ncols: Optional[int] = None
-        self.carry: Optional[np.ndarray] = None   # rows of a chunk not yet complete
+        self.carry: Optional[np.ndarray] = None   # a chunk not yet complete: its first
+        self.carry_n = 0                          # carry_n rows, from dataset row carry_at
         self.carry_at = 0
+        self.raw_for: Tuple[Any, Any, bool] = (None, None, False)   # (dataset, dtype, _raw)
         self.index: List[Tuple[str, int, int, int, float]] = []
 
     # -- datasets ----------------------------------------------------------------------
@@ -281,7 +283,11 @@ class _Writer:
 
     def append(self, arr: np.ndarray) -> List[Tuple[int, int, int]]:
         """Append rows; returns (row in block, row in dataset, chunks) runs of whole chunks the
-        workers are to compress (empty unless parallel compression is on)."""
+        workers are to compress (empty unless parallel compression is on).
+
+        Without a filter, whole chunks go to the file as they are (``write_direct_chunk``:
+        one write from the block's memory, none of HDF5's chunk-cache copies and fills);
+        rows short of a chunk wait in ``carry`` for the next block."""
         n = arr.shape[0]
         if n == 0:
             return []
@@ -292,21 +298,27 @@ class _Writer:
             self.ncols = arr.shape[1]
         pos = ds.shape[0]
         ds.resize(pos + n, axis=0)
-        if not self.parallel:
+        raw = not self.parallel and self._raw(ds, arr.dtype)
+        if not self.parallel and not raw:
             ds[pos:pos + n] = arr
             return []
         c = ds.chunks[0]
         i = 0
         if self.carry is not None:
-            take = min(c - self.carry.shape[0], n)
-            self.carry = np.concatenate([self.carry, arr[:take]])
+            take = min(c - self.carry_n, n)
+            self.carry[self.carry_n:self.carry_n + take] = arr[:take]
+            self.carry_n += take
             i = take
-            if self.carry.shape[0] == c:
-                ds[self.carry_at:self.carry_at + c] = self.carry
+            if self.carry_n == c:
+                self._put(self.carry_at, self.carry, raw)
                 self.carry = None
         runs = []
         full = (n - i) // c
-        if full:
+        if full and raw:
+            for k in range(full):
+                a = i + k * c
+                self._put(pos + a, arr[a:a + c], raw)
+        elif full:
             # a few runs, so that every worker takes a share of a big block
             parts = min(full, 4)
             for k in range(parts):
@@ -316,9 +328,34 @@ class _Writer:
                     runs.append((i + a * c, pos + i + a * c, b - a))
         rest = n - i - full * c
         if rest and self.carry is None:
-            self.carry = np.array(arr[n - rest:])
+            # a whole chunk's room, zeros past the rows (HDF5's fill value): the array's own
+            # dtype, byte order included (numpy's concatenate would make it native)
+            self.carry = np.zeros((c,) + arr.shape[1:], arr.dtype)
+            self.carry[:rest] = arr[n - rest:]
+            self.carry_n = rest
             self.carry_at = pos + n - rest
         return runs
+
+    def _raw(self, ds: Any, dtype: np.dtype) -> bool:
+        """Whether the dataset's chunks are the bytes of arrays of ``dtype`` as they are: no
+        filter, and the dataset's type is that dtype, byte order included (the parser gives
+        native byte order, as numpy.loadtxt does, whatever order the dtype asked for)."""
+        if ds is not self.raw_for[0] or dtype != self.raw_for[1]:
+            ok = (not self.compression and not self.shuffle and ds.chunks is not None
+                  and ds.compression is None and not ds.shuffle and not ds.fletcher32
+                  and ds.scaleoffset is None and ds.dtype == dtype
+                  and ds.id.get_type().get_size() == dtype.itemsize)
+            self.raw_for = (ds, dtype, ok)
+        return self.raw_for[2]
+
+    def _put(self, row: int, rows: np.ndarray, raw: bool) -> None:
+        """Store ``rows`` from dataset row ``row`` on: one whole chunk straight to the file,
+        else through h5py (and its filters)."""
+        if raw:
+            tail = (0,) * (self.ds.ndim - 1)
+            self.ds.id.write_direct_chunk((row,) + tail, np.ascontiguousarray(rows))
+        else:
+            self.ds[row:row + rows.shape[0]] = rows
 
     @staticmethod
     def store_chunks(ds: Any, row: int, chunks: List[bytes]) -> None:
@@ -338,9 +375,14 @@ class _Writer:
             self.index.append((src.path, src.first_row, src.rows, src.size, src.mtime))
 
     def flush(self) -> None:
+        """Store the rows short of a whole chunk (a raw dataset's last chunk is padded with
+        zeros, HDF5's fill value, which no read past the dataset's end returns)."""
         if self.carry is not None:
-            self.ds[self.carry_at:self.carry_at + self.carry.shape[0]] = self.carry
-            self.carry = None
+            carry, self.carry = self.carry, None
+            if self._raw(self.ds, carry.dtype):
+                self._put(self.carry_at, carry, True)
+            else:
+                self._put(self.carry_at, carry[:self.carry_n], False)
 
     def finish(self, sources: Sequence[_Source]) -> None:
         self.flush()

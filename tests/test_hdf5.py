@@ -429,6 +429,37 @@ def test_gzip_chunks_of_any_size_across_blocks(inputs, tmp_path, chunk_rows):
                     compression="gzip", shuffle=True, chunk_rows=chunk_rows, block_bytes=2048)
 
 
+@pytest.mark.parametrize("layout", ["per-file", "concat"])
+@pytest.mark.parametrize("dtype, group, parse", [
+    (SEED_DTYPE, "seed", TAB),
+    ([("chr", ">S6"), ("pos", ">u8"), ("pct", "f2"), ("c", "?"), ("t", ">i2")], "seed", TAB),
+    ("f8", "onecol", {}),
+    (">f4", "onerow", {}),
+])
+@pytest.mark.parametrize("chunk_rows", [1, 7, 1000, 5000])
+def test_unfiltered_chunks_go_straight_to_the_file(inputs, tmp_path, monkeypatch, layout,
+                                                   dtype, group, parse, chunk_rows):
+    """Without a filter, whole chunks are written as they are (write_direct_chunk), and the
+    chunks straddling blocks and files, and each dataset's padded last chunk, read back as
+    numpy.loadtxt's rows."""
+    direct = []
+    real = hdf5._Writer._put
+    monkeypatch.setattr(hdf5._Writer, "_put",
+                        lambda self, row, rows, raw: direct.append(raw) or real(self, row, rows, raw))
+    paths = inputs[group] * (1 if layout == "per-file" else 2)
+    out = str(tmp_path / "out.h5")
+    s = _convert(paths, out, dtype=dtype, layout=layout, chunk_rows=chunk_rows,
+                 block_bytes=2048, **parse)
+    refs = [_reference(p, dtype, **parse) for p in paths]
+    with h5py.File(out, "r") as h5:
+        if layout == "per-file":
+            for ref, name in zip(refs, s.datasets):
+                _assert_same(h5[name][()], ref)
+        else:
+            _assert_same(h5["data"][()], np.concatenate(refs).astype(refs[0].dtype))
+    assert direct and all(direct), "every store was a direct chunk write"
+
+
 # -- atomic output ---------------------------------------------------------------------------
 def test_existing_output_is_refused_by_default_and_replaced_with_w(inputs, tmp_path):
     out = tmp_path / "out.h5"
@@ -727,7 +758,7 @@ def test_any_blocks_and_chunks_give_numpy(warm_loader, tmp_path_factory, tables,
     refs = [_reference(p, dtype) for p in paths]
     with h5py.File(s.output, "r") as h5:
         if layout == "concat":
-            _assert_same(h5["data"][()], np.concatenate(refs))
+            _assert_same(h5["data"][()], np.concatenate(refs).astype(refs[0].dtype))
         else:
             for name, ref in zip(s.datasets, refs):
                 _assert_same(h5[name][()], ref)
