@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
-import secrets
 import shutil
 import stat
 import time
@@ -204,6 +202,7 @@ def _options_json(kw: Dict[str, Any], strict: bool) -> str:
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]
         return repr(v)
+    import json
     return json.dumps({k: plain(v) for k, v in opts.items()}, sort_keys=True)
 
 
@@ -401,6 +400,7 @@ class _Writer:
         self.names.append("index")
 
     def _label(self, ds: Any, rows: int, sources: Sequence[_Source]) -> None:
+        import json
         from . import __version__
         a = ds.attrs
         if self.layout == "per-file":
@@ -470,7 +470,7 @@ def _compression(compression: Any, opts: Any) -> Tuple[Any, Any, Optional[int]]:
 
 def _temp_beside(out: str) -> str:
     d, base = os.path.split(out)
-    return os.path.join(d, f".{base}.shmparse-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    return os.path.join(d, f".{base}.shmparse-{os.getpid()}-{os.urandom(4).hex()}.tmp")
 
 
 _MIN_FREE = 1 << 20     # an HDF5 file's own structures need some room before any data

@@ -19,7 +19,6 @@ Design (README, "Loading in parallel"):
 """
 from __future__ import annotations
 
-import logging
 import mmap
 import multiprocessing as mp
 import os
@@ -39,7 +38,12 @@ from .shm import SharedArray, SharedHandle
 
 __all__ = ["Loader", "load_many"]
 
-log = logging.getLogger("shmparse")
+
+
+def _debug(msg: str, *args: Any) -> None:
+    """A debug message on the "shmparse" logger (logging is imported only for it)."""
+    import logging
+    logging.getLogger("shmparse").debug(msg, *args)
 
 _LOADTXT_DEFAULTS: Dict[str, Any] = dict(dtype=float, comments="#", delimiter=None,
                                          converters=None, skiprows=0, usecols=None, unpack=False,
@@ -592,7 +596,7 @@ class Loader:
         """Parse ``text`` across the workers into ``dest``; None when it cannot be split."""
         reason = self._unsplittable(job, text)
         if reason:
-            log.debug("shmparse: %s is parsed in one process, not split across workers: %s",
+            _debug("shmparse: %s is parsed in one process, not split across workers: %s",
                       text.name, reason)
             return None
         kw = job.kwargs(text.enc)
@@ -603,7 +607,7 @@ class Loader:
         if ncols is None:
             probe = _core.parse(text.buf, probe=True, **kw)
             if probe["status"] != _core.OK or probe["first_nfields"] < 0:
-                log.debug("shmparse: %s: no first row to split by; parsed in one process",
+                _debug("shmparse: %s: no first row to split by; parsed in one process",
                           text.name)
                 return None
             ncols = probe["first_nfields"]

@@ -32,7 +32,6 @@ import sys
 import mmap
 import os
 import re
-import secrets
 import struct
 import weakref
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -56,7 +55,8 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 
 # -- names, space, reservation --------------------------------------------------
 def _new_name(pid: Optional[int] = None) -> str:
-    token = "".join(secrets.choice(_ALPHABET) for _ in range(12))   # 60 random bits
+    bits = int.from_bytes(os.urandom(8), "little")       # (os.urandom, as secrets does)
+    token = "".join(_ALPHABET[(bits >> (5 * i)) & 31] for i in range(12))   # 60 random bits
     return f"{PREFIX}{os.getpid() if pid is None else pid}_{token}"
 
 
