@@ -16,10 +16,12 @@
 #define SP_LIKELY(x) __builtin_expect(!!(x), 1)
 #define SP_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define SP_INLINE static inline __attribute__((always_inline))
+#define SP_NOINLINE __attribute__((noinline))
 #else
 #define SP_LIKELY(x) (x)
 #define SP_UNLIKELY(x) (x)
 #define SP_INLINE static inline
+#define SP_NOINLINE
 #endif
 
 typedef unsigned char sp_byte;

@@ -1209,3 +1209,60 @@ def test_to_hdf5_bad_input_raises_and_writes_nothing(tmp_path, name, exc, line, 
     elif line is not None:
         assert f"line {line})" in str(err)
     assert not out.exists() and _leftovers(tmp_path) == []
+
+
+# -- reads stop at the end of the input ---------------------------------------------------------
+def _parse_at_page_end(data, dtype, delimiter):
+    """The engine on ``data`` placed at the very end of a readable page, the next page
+    unreadable (PROT_NONE): a read past the input is a SIGSEGV (the test fails), not a
+    silent look at whatever follows.  Runs as the conversion's block tasks call it."""
+    import ctypes
+    import mmap
+    from shmparse import _core
+    from shmparse._loadtxt import _make_job
+    page = mmap.PAGESIZE
+    size = -(-len(data) // page) * page
+    mm = mmap.mmap(-1, size + page)
+    mm[size - len(data):size] = data
+    libc = ctypes.CDLL(None, use_errno=True)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(mm))
+    assert libc.mprotect(ctypes.c_void_p(base + size), ctypes.c_size_t(page), 0) == 0
+    job, _, _ = _make_job(os.devnull, np.dtype(dtype), "#", delimiter, 0, None, 0, None, None,
+                          None, False, 1)
+    view = memoryview(mm)[size - len(data):size]
+    ncols = job.fixed_ncols
+    kw = job.kwargs(_core.ENC_LATIN1)
+    kw.update(lines=_core.LINES_UNIVERSAL, skiplines=0, max_rows=-1, warn_empty=False,
+              usecols=job.usecols, cols=job.plan.specs(ncols))
+    rows = data.count(b"\n") + data.count(b"\r") + 1
+    row_size = job.plan.row_size(ncols)
+    dest = np.zeros(rows * row_size, np.uint8)
+    res = _core.parse(view, dest=dest, capacity=rows, row_size=row_size, threads=1, **kw)
+    return res["status"], dest[:res["rows"] * row_size].view(np.dtype(dtype)).tolist()
+
+
+def _numpy_reference(tmp_path, data, dtype):
+    path = tmp_path / "ref.txt"
+    path.write_bytes(data)
+    return np.loadtxt(path, dtype=dtype, delimiter="\t").tolist()
+
+
+@pytest.mark.parametrize("last", [b"x" * 15, b"xy", b"12345678", b"1.5", b"-7"],
+                         ids=["S15", "S2", "int", "float", "negative"])
+@pytest.mark.parametrize("end", [b"\r", b"\n", b""], ids=["cr", "lf", "none"])
+def test_no_read_past_the_input_at_the_last_field(tmp_path, last, end):
+    """The last field of the last row ends one byte (or none) before the input's end: the
+    row's terminator is looked at (\\r, then whether \\n follows), and nothing after it,
+    whichever path (row program, fast row, general row) takes the row."""
+    text = last[:1].isalpha()
+    dtype = [("a", "i4"), ("s", "S15")] if text else [("a", "i4"), ("b", "f8")]
+    rows = b"".join(b"%d\t%s\r\n" % (i, b"ab" if text else b"2.5") for i in range(40))
+    data = rows + b"9\t" + last + end
+    status, got = _isolated(_parse_at_page_end, data, dtype, "\t")
+    assert status == shmparse._core.OK, status
+    assert got == _numpy_reference(tmp_path, data, dtype)
+    if text:    # only S fields
+        data = b"ab\r" * 40 + last + end
+        status, got = _isolated(_parse_at_page_end, data, [("s", "S15")], "\t")
+        assert status == shmparse._core.OK, status
+        assert got == _numpy_reference(tmp_path, data, [("s", "S15")])

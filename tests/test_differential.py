@@ -141,11 +141,35 @@ CASES = {
     "utf8-ws-split": ("1\u20032\u30003\n", {"encoding": "utf-8"}),
 }
 
+# --- the row program (the fast path compiled per table): rows enough for its 24-byte
+# look-ahead, then rows it refuses (a long number: switched off; a comment, a blank line,
+# a quoted-looking field: the general path, and it goes on) ---
+_ROWS = "".join(f"chr{i % 23}\t{1000003 * i % 250000000}\t{i * 7 % 10000 / 100}\t{i % 60}"
+                f"\t{i % 9}\n" for i in range(60))
+CASES.update({
+    "rows-seed": (_ROWS, {"dtype": SEED_DTYPE, "delimiter": "\t"}),
+    "rows-long-number": (_ROWS + "chr1\t12345678901234567\t1.5\t1\t2\n" + _ROWS,
+                         {"dtype": [("chr", "S10"), ("pos", "<i8"), ("pct", "<f8"),
+                                    ("c", "<i2"), ("t", "u1")], "delimiter": "\t"}),
+    "rows-comments-blanks": (_ROWS + "# a comment\n\n" + _ROWS + "chr2\t5\t-0\t+3\t4 # x\n"
+                             + _ROWS, {"dtype": SEED_DTYPE, "delimiter": "\t"}),
+    "rows-swapped-bool": (_ROWS, {"dtype": [("chr", "S4"), ("pos", ">i4"), ("pct", ">f8"),
+                                            ("c", "?"), ("t", ">u2")], "delimiter": "\t"}),
+    "rows-overflow-late": (_ROWS + "chr1\t3000000000\t1\t1\t1\n",
+                           {"dtype": SEED_DTYPE, "delimiter": "\t"}),
+    "rows-truncated-string": (_ROWS + "chromosome_42\t1\t1\t1\t1\n",
+                              {"dtype": [("chr", "S4"), ("pos", "<i4"), ("pct", "<f4"),
+                                         ("c", "<i4"), ("t", "<i4")], "delimiter": "\t"}),
+    "rows-plain-int": ("".join(f"{i}\t{-i}\t{i * 3}\n" for i in range(80)),
+                       {"dtype": np.int32, "delimiter": "\t"}),
+    "rows-crlf": (_ROWS.replace("\n", "\r\n"), {"dtype": SEED_DTYPE, "delimiter": "\t"}),
+})
+
 # Inputs whose text a form cannot carry as such (tested on the forms that can).
 _FORM_SKIP = {
     # a generator of splitlines() drops line ends: these cases are about line ends
     "generator": {"crlf", "cr-only", "mixed-endings", "quotes-newline", "quotes-crlf-inside",
-                  "no-final-newline"},
+                  "no-final-newline", "rows-crlf"},
 }
 
 
