@@ -32,6 +32,8 @@ import errno
 import os
 import shutil
 import stat
+import sys
+import threading
 import time
 import zlib
 from collections import deque
@@ -44,6 +46,8 @@ from . import _core, shm
 from ._loadtxt import _Job, _make_job, _raise_decode_error, _warn
 from ._plan import Unsupported
 from ._sources import open_path
+from multiprocessing.connection import wait
+
 from .pool import _LOADTXT_DEFAULTS, Loader, _Task, adopt, map_slot
 from .shm import SharedArray, SharedHandle
 
@@ -228,6 +232,7 @@ class _Writer:
         self.carry_n = 0                          # carry_n rows, from dataset row carry_at
         self.carry_at = 0
         self.raw_for: Tuple[Any, Any, bool] = (None, None, False)   # (dataset, dtype, _raw)
+        self.pump: Optional[Callable[[], None]] = None   # called between two chunk writes
         self.index: List[Tuple[str, int, int, int, float]] = []
 
     # -- datasets ----------------------------------------------------------------------
@@ -317,6 +322,8 @@ class _Writer:
             for k in range(full):
                 a = i + k * c
                 self._put(pos + a, arr[a:a + c], raw)
+                if self.pump is not None:
+                    self.pump()
         elif full:
             # a few runs, so that every worker takes a share of a big block
             parts = min(full, 4)
@@ -769,7 +776,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
         conv = _Conversion(runner, sources, dtype, kw, strict, block_bytes,
                            max_inflight or 2 * runner.workers, level, bool(shuffle))
         conv.start()
-        import h5py
+        h5py = _import_h5py(conv)
         try:
             if mode == "a" and exists:
                 shutil.copyfile(out, tmp)
@@ -797,6 +804,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
                            unit_divisor=1024, desc="shmparse", leave=True, dynamic_ncols=True)
             try:
                 conv.writer = writer
+                writer.pump = conv.pump
                 conv.bar = bar
                 conv.callback = callback
                 conv.room = room
@@ -861,6 +869,31 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
     rows = sum(s.rows for s in sources)
     return ConvertSummary(out, len(sources), rows, total,
                           time.perf_counter() - t0, names)
+
+
+def _import_h5py(conv: "_Conversion") -> Any:
+    """``import h5py`` (30 ms of the parent's start here) in a thread, while this one keeps
+    handing the workers their next blocks (the import holds the GIL, but this thread mostly
+    waits on the workers' pipes, which releases it)."""
+    if sys.modules.get("h5py") is not None:
+        return sys.modules["h5py"]
+    box: Dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            import h5py
+            box["h5py"] = h5py
+        except BaseException as exc:      # raised again in the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="shmparse-import-h5py", daemon=True)
+    t.start()
+    while t.is_alive() and conv.pump(0.002):
+        pass
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["h5py"]
 
 
 class _Conversion:
@@ -1059,6 +1092,23 @@ class _Conversion:
                 self.slot_users.add(blk.task.worker)
             self.queue.popleft()
             self.live[blk.seq] = blk
+
+    def pump(self, timeout: float = 0.0) -> bool:
+        """Take the workers' block replies in within ``timeout`` and hand out the next
+        blocks; False when no block is being parsed (nothing to wait for).
+
+        Called between two chunk writes of a block, so that a worker done meanwhile does not
+        wait for the whole block to be written (8 MiB: about 4 ms) to get its next one; and
+        while h5py is imported.  A compress task's chunks are stored by the loop, after the
+        block."""
+        mine = [t for t in self.running if t.kind == "block" and t.worker is not None]
+        if not mine:
+            return False
+        if wait([t.worker.conn for t in mine if t.worker is not None], timeout):
+            for task, reply in self.loader._collect_mine(mine):
+                self._received(task, self.running.pop(task), reply)
+            self._dispatch()
+        return True
 
     def _received(self, task: _Task, blk: _Block, reply: Tuple[Any, ...]) -> None:
         if reply[0] == "crash":

@@ -5,6 +5,8 @@ import gzip
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import warnings
 
 import h5py
@@ -458,6 +460,32 @@ def test_unfiltered_chunks_go_straight_to_the_file(inputs, tmp_path, monkeypatch
         else:
             _assert_same(h5["data"][()], np.concatenate(refs).astype(refs[0].dtype))
     assert direct and all(direct), "every store was a direct chunk write"
+
+
+NO_H5PY = """
+import os, sys
+sys.modules["h5py"] = None          # import h5py now fails (ImportError)
+import shmparse
+from shmparse._sample import SEED_DTYPE
+try:
+    shmparse.to_hdf5(sys.argv[1:-1], sys.argv[-1], dtype=SEED_DTYPE, delimiter="\\t", workers=2)
+except ImportError as exc:
+    print("ImportError", exc)
+import multiprocessing
+print("children", len(multiprocessing.active_children()))
+"""
+
+
+def test_h5py_imported_while_workers_parse_and_its_failure_is_raised(inputs, tmp_path):
+    """The conversion imports h5py in a thread while its first blocks are parsed; an import
+    that fails is the caller's exception, and leaves nothing behind."""
+    out = tmp_path / "out.h5"
+    before = set(os.listdir(shm.SHM_DIR))
+    r = subprocess.run([sys.executable, "-c", NO_H5PY, *inputs["seed"], str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "ImportError" in r.stdout and "children 0" in r.stdout, r.stdout + r.stderr
+    assert os.listdir(tmp_path) == [] and set(os.listdir(shm.SHM_DIR)) <= before
 
 
 # -- atomic output ---------------------------------------------------------------------------
