@@ -488,6 +488,34 @@ def test_h5py_imported_while_workers_parse_and_its_failure_is_raised(inputs, tmp
     assert os.listdir(tmp_path) == [] and set(os.listdir(shm.SHM_DIR)) <= before
 
 
+@pytest.mark.parametrize("block_bytes", [4096, 10_000, 65_536])
+def test_a_file_is_cut_into_the_fewest_blocks_of_even_size(inputs, tmp_path, monkeypatch,
+                                                          block_bytes):
+    """ceil(size / block_bytes) blocks, cut at line starts near equal shares (not full blocks
+    and a small rest): the slots, sized by the biggest block, stay small."""
+    ranges = []
+    real = shmparse.pool.Loader._dispatch
+
+    def spy(self, task):
+        if task.kind == "block":
+            ranges.append(task.args[1:3])
+        return real(self, task)
+
+    monkeypatch.setattr(shmparse.pool.Loader, "_dispatch", spy)
+    path = inputs["seed"][2]                    # 2345 rows, about 60 kB
+    size = os.path.getsize(path)
+    _check_per_file([path], str(tmp_path / "out.h5"), SEED_DTYPE, TAB,
+                    block_bytes=block_bytes)
+    ranges = sorted(set(ranges))
+    assert ranges[0][0] == 0 and ranges[-1][1] == size
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))      # contiguous
+    assert len(ranges) == -(-size // block_bytes)
+    share = size / len(ranges)
+    with open(path, "rb") as f:
+        longest_line = max(len(line) for line in f)
+    assert all(abs((b - a) - share) <= 2 * longest_line for a, b in ranges[:-1]), ranges
+
+
 # -- atomic output ---------------------------------------------------------------------------
 def test_existing_output_is_refused_by_default_and_replaced_with_w(inputs, tmp_path):
     out = tmp_path / "out.h5"
