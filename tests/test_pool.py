@@ -74,7 +74,9 @@ def _write(tmp_path, text, name="big.tsv"):
     dict(dtype="f8", delimiter="\t", usecols=(1, 2, 4)),
     dict(dtype="i8", delimiter="\t", usecols=1, ndmin=2),
     dict(dtype=SEED_DTYPE, delimiter="\t", comments=None, skiprows=3),   # '#' lines then fail
+    dict(dtype=SEED_DTYPE, delimiter="\t", skiprows=10 ** 6),   # every line skipped: no range
 ])
+@pytest.mark.filterwarnings("ignore:loadtxt. input contained no data")
 def test_split_equals_serial_and_numpy(loader, big_text, tmp_path, kw):
     path = _write(tmp_path, big_text.rstrip("\n") if "usecols" in kw else big_text)
     try:
@@ -454,3 +456,24 @@ def test_a_loader_dropped_without_close_leaves_nothing(seed_files):
     gc.collect()
     assert all(p.exitcode is not None for p in procs), "workers reaped by the finaliser"
     assert _mine() == []
+
+
+@pytest.mark.parametrize("start, end", [(0, 10), (5000, 9000), (4096, 8192), (70_000, 70_001),
+                                        (9000, 9000)])
+def test_map_range_gives_exactly_the_bytes_asked(tmp_path, start, end):
+    """A task's input: [start, end) of the file, whatever the page alignment; nothing when
+    the range is empty; and a file changed since the plan is refused."""
+    data = bytes(range(256)) * 300
+    p = tmp_path / "in.bin"
+    p.write_bytes(data)
+    st = os.stat(p)
+    stamp = (st.st_size, st.st_mtime_ns)
+    mm, at = shmparse.pool._map_range(str(p), start, end, stamp)
+    try:
+        view = memoryview(mm)[at:]
+        assert view.tobytes() == data[start:end]
+        view.release()
+    finally:
+        mm.close()
+    with pytest.raises(RuntimeError, match="changed"):
+        shmparse.pool._map_range(str(p), start, end, (st.st_size + 1, st.st_mtime_ns))
