@@ -344,8 +344,8 @@ class _Writer:
 
     def _raw(self, ds: Any, dtype: np.dtype) -> bool:
         """Whether the dataset's chunks are the bytes of arrays of ``dtype`` as they are: no
-        filter, and the dataset's type is that dtype, byte order included (the parser gives
-        native byte order, as numpy.loadtxt does, whatever order the dtype asked for)."""
+        filter, and the dataset's type is that dtype, byte order included (a block parsed
+        into another layout, e.g. by numpy.loadtxt in a whole-file task, goes through h5py)."""
         if ds is not self.raw_for[0] or dtype != self.raw_for[1]:
             ok = (not self.compression and not self.shuffle and ds.chunks is not None
                   and ds.compression is None and not ds.shuffle and not ds.fletcher32
