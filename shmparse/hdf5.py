@@ -887,10 +887,15 @@ def _import_h5py(conv: "_Conversion") -> Any:
             box["error"] = exc
 
     t = threading.Thread(target=target, name="shmparse-import-h5py", daemon=True)
-    t.start()
-    while t.is_alive() and conv.pump(0.002):
-        pass
-    t.join()
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)    # a reply waits at most this long for the GIL (not 5 ms)
+    try:
+        t.start()
+        while t.is_alive() and conv.pump(0.002):
+            pass
+        t.join()
+    finally:
+        sys.setswitchinterval(switch)
     if "error" in box:
         raise box["error"]
     return box["h5py"]
