@@ -230,6 +230,7 @@ class _Writer:
         self.ncols: Optional[int] = None
         self.carry: Optional[np.ndarray] = None   # a chunk not yet complete: its first
         self.carry_n = 0                          # carry_n rows, from dataset row carry_at
+        self.spare: Optional[np.ndarray] = None   # the carry's buffer, between two uses
         self.carry_at = 0
         self.raw_for: Tuple[Any, Any, bool] = (None, None, False)   # (dataset, dtype, _raw)
         self.pump: Optional[Callable[[], None]] = None   # called between two chunk writes
@@ -315,7 +316,7 @@ class _Writer:
             i = take
             if self.carry_n == c:
                 self._put(self.carry_at, self.carry, raw)
-                self.carry = None
+                self.carry, self.spare = None, self.carry
         runs = []
         full = (n - i) // c
         if full and raw:
@@ -334,9 +335,13 @@ class _Writer:
                     runs.append((i + a * c, pos + i + a * c, b - a))
         rest = n - i - full * c
         if rest and self.carry is None:
-            # a whole chunk's room, zeros past the rows (HDF5's fill value): the array's own
-            # dtype, byte order included (numpy's concatenate would make it native)
-            self.carry = np.zeros((c,) + arr.shape[1:], arr.dtype)
+            # a whole chunk's room in the array's own dtype, byte order included (numpy's
+            # concatenate would make it native); one buffer, kept while chunks keep their
+            # shape (a new 1 MiB array per block cost its fresh pages' faults every time)
+            shape = (c,) + arr.shape[1:]
+            if self.spare is None or self.spare.shape != shape or self.spare.dtype != arr.dtype:
+                self.spare = np.empty(shape, arr.dtype)
+            self.carry, self.spare = self.spare, None
             self.carry[:rest] = arr[n - rest:]
             self.carry_n = rest
             self.carry_at = pos + n - rest
@@ -386,9 +391,11 @@ class _Writer:
         if self.carry is not None:
             carry, self.carry = self.carry, None
             if self._raw(self.ds, carry.dtype):
+                carry[self.carry_n:] = 0       # HDF5's fill value past the dataset's end
                 self._put(self.carry_at, carry, True)
             else:
                 self._put(self.carry_at, carry[:self.carry_n], False)
+            self.spare = carry
 
     def finish(self, sources: Sequence[_Source]) -> None:
         self.flush()
