@@ -777,6 +777,15 @@ SP_INLINE int64_t sp_quick_float(const sp_byte *b, int64_t len, int64_t p, const
     return q;
 }
 
+/* After a row's last field, ending at q < len with terminating byte t: the next row's
+ * offset, or -1 when t does not end a line (\r\n is one line end). */
+SP_INLINE int64_t sp_after_row(const sp_byte *b, int64_t len, int64_t q, sp_byte t)
+{
+    if (t == '\n') return q + 1;
+    if (t != '\r') return -1;
+    return (q + 1 < len && b[q + 1] == '\n') ? q + 2 : q + 1;
+}
+
 /*
  * Fast path for one row of a plain delimited table: every column converts
  * while it is scanned, each field ends exactly at the delimiter (the last one
@@ -815,9 +824,7 @@ SP_INLINE int64_t sp_row_fast_k(const sp_engine *g, int64_t p, sp_byte *rowp, ui
                     p = q + 1;
                     continue;
                 }
-                if (t == '\n') return q + 1;
-                if (t != '\r') return -1;
-                return (b[q + 1] == '\n') ? q + 2 : q + 1;   /* q + 8 <= len held */
+                return sp_after_row(b, len, q, t);
             }
             quick[i] = 0;   /* long numbers in this column: stop trying the quick way */
             q = isint ? sp_fused_int(b, len, p, len, cs, slot)
@@ -860,9 +867,7 @@ SP_INLINE int64_t sp_row_fast_k(const sp_engine *g, int64_t p, sp_byte *rowp, ui
             p = q + 1;
             continue;
         }
-        if (ch == '\n') return q + 1;
-        if (ch == '\r') return (q + 1 < len && b[q + 1] == '\n') ? q + 2 : q + 1;
-        return -1;
+        return sp_after_row(b, len, q, ch);
     }
     return -1;   /* not reached: ncols > 0 */
 }
@@ -965,11 +970,7 @@ SP_NOINLINE static int64_t sp_row_ops(const sp_engine *g, int64_t p, sp_byte *ro
             p = q + 1;
             continue;
         }
-        if (t == '\n') return q + 1;
-        if (t != '\r') return -1;
-        /* (a number leaves 8 bytes after q; a short S field is never the last column, but
-         * the look-ahead is checked all the same) */
-        return (q + 1 < len && b[q + 1] == '\n') ? q + 2 : q + 1;
+        return sp_after_row(b, len, q, t);
     }
 }
 
