@@ -317,11 +317,12 @@ SP_INLINE int sp_digits(const sp_byte *b, int64_t blen, int64_t p, int64_t lim, 
     return total;
 }
 
-/* Store a double into an F64 or F32 slot (cast, byte-swapped if asked). */
-SP_INLINE void sp_store_float(const sp_colspec *cs, double v, sp_byte *dst)
+/* Store a double into an F64 or F32 slot (cast, byte-swapped if asked); kind and swap are
+ * constants where the row program calls it for a native float column. */
+SP_INLINE void sp_store_float_k(int kind, int swap, double v, sp_byte *dst)
 {
-    if (cs->kind == SP_KIND_F64) {
-        if (cs->swap) {
+    if (kind == SP_KIND_F64) {
+        if (swap) {
             uint64_t u; memcpy(&u, &v, 8); u = __builtin_bswap64(u); memcpy(dst, &u, 8);
         }
         else {
@@ -330,13 +331,18 @@ SP_INLINE void sp_store_float(const sp_colspec *cs, double v, sp_byte *dst)
     }
     else {
         float f = (float)v;
-        if (cs->swap) {
+        if (swap) {
             uint32_t u; memcpy(&u, &f, 4); u = __builtin_bswap32(u); memcpy(dst, &u, 4);
         }
         else {
             memcpy(dst, &f, 4);
         }
     }
+}
+
+SP_INLINE void sp_store_float(const sp_colspec *cs, double v, sp_byte *dst)
+{
+    sp_store_float_k(cs->kind, cs->swap, v, dst);
 }
 
 /* Consume an optional sign without a branch (signs are often random in data); 1 if '-'. */
@@ -696,8 +702,9 @@ SP_INLINE uint64_t sp_quick_word(const sp_byte *b, int64_t p, int *neg, int *sg)
  * -1: not that simple (more digits, no digit, out of range, near the end of the
  * input): the caller uses sp_fused_int, which handles the rest.
  */
-SP_INLINE int64_t sp_quick_int(const sp_byte *b, int64_t len, int64_t p, const sp_colspec *cs,
-                               sp_byte *dst, sp_byte *term)
+SP_INLINE int64_t sp_quick_int_k(const sp_byte *b, int64_t len, int64_t p, const sp_colspec *cs,
+                                 sp_byte *dst, sp_byte *term, const int kind, const int size,
+                                 const int swap)
 {
     if (p + 24 > len) return -1;
     int neg, sg;
@@ -724,21 +731,37 @@ SP_INLINE int64_t sp_quick_int(const sp_byte *b, int64_t len, int64_t p, const s
         if (n2) x = x * sp_upow10[n2] + sp_digits_value(x2, n2);
         n = 8 + n2;
     }
-    if (cs->kind == SP_KIND_UINT) {
+    if (kind == SP_KIND_UINT) {
         if (neg || x > cs->umax) return -1;
-        sp_store_int(dst, cs->size, cs->swap, x);
+        sp_store_int(dst, size, swap, x);
         return p + sg + n;
     }
     const int64_t v = neg ? -(int64_t)x : (int64_t)x;
-    if (v < cs->imin || v > cs->imax) return -1;
-    if (cs->kind == SP_KIND_BOOL) {
+    if (kind == SP_KIND_INT && size == 8) {
+        /* x < 10^15: any int64 holds it */
+    }
+    else if (kind == SP_KIND_INT && size == 4) {
+        if (v != (int64_t)(int32_t)v) return -1;   /* the int32 range, as imin/imax */
+    }
+    else if (v < cs->imin || v > cs->imax) {
+        return -1;
+    }
+    if (kind == SP_KIND_BOOL) {
         *dst = (sp_byte)(v != 0);
     }
     else {
-        sp_store_int(dst, cs->size, cs->swap, (uint64_t)v);
+        sp_store_int(dst, size, swap, (uint64_t)v);
     }
     return p + sg + n;
 }
+
+SP_INLINE int64_t sp_quick_int(const sp_byte *b, int64_t len, int64_t p, const sp_colspec *cs,
+                               sp_byte *dst, sp_byte *term)
+{
+    return sp_quick_int_k(b, len, p, cs, dst, term, cs->kind, cs->size, cs->swap);
+}
+
+
 
 /*
  * Fast path float: [sign] up to 7 digits [. up to 7 digits], no exponent, read
@@ -746,8 +769,8 @@ SP_INLINE int64_t sp_quick_int(const sp_byte *b, int64_t len, int64_t p, const s
  * what sp_fused_float accepts for that syntax and gives the same bits
  * (m < 2^53 and at most 7 fraction digits: one exact division).  -1 otherwise.
  */
-SP_INLINE int64_t sp_quick_float(const sp_byte *b, int64_t len, int64_t p, const sp_colspec *cs,
-                                 sp_byte *dst, sp_byte *term)
+SP_INLINE int64_t sp_quick_float_k(const sp_byte *b, int64_t len, int64_t p, sp_byte *dst,
+                                   sp_byte *term, const int kind, const int swap)
 {
     if (p + 24 > len) return -1;
     int neg, sg;
@@ -773,8 +796,14 @@ SP_INLINE int64_t sp_quick_float(const sp_byte *b, int64_t len, int64_t p, const
     *term = t;
     double v = (m == 0) ? 0.0 : (n2 ? (double)m / sp_pow10[n2] : (double)m);
     if (neg) v = -v;
-    sp_store_float(cs, v, dst);
+    sp_store_float_k(kind, swap, v, dst);
     return q;
+}
+
+SP_INLINE int64_t sp_quick_float(const sp_byte *b, int64_t len, int64_t p, const sp_colspec *cs,
+                                 sp_byte *dst, sp_byte *term)
+{
+    return sp_quick_float_k(b, len, p, dst, term, cs->kind, cs->swap);
 }
 
 /* After a row's last field, ending at q < len with terminating byte t: the next row's
@@ -889,7 +918,11 @@ SP_INLINE int64_t sp_row_fast(const sp_engine *g, int64_t p, sp_byte *rowp, uint
  * sp_quick_float, short ASCII/latin-1 bytes) and refuses the rest (-1), so a row it takes
  * is written exactly as sp_row_fast writes it.
  */
-enum { SP_OP_INT, SP_OP_FLOAT, SP_OP_S };
+enum {
+    SP_OP_INT, SP_OP_FLOAT, SP_OP_S,
+    /* native int32/int64/float32/float64: the kind's checks and stores made constants */
+    SP_OP_I4, SP_OP_I8, SP_OP_F4, SP_OP_F8
+};
 
 typedef struct sp_fastop {
     int op;
@@ -908,8 +941,13 @@ static int sp_make_ops(const sp_options *o, const uint8_t *quick, sp_fastop *ops
         op->cs = cs;
         op->width = cs->width;
         switch (cs->kind) {
-        case SP_KIND_INT: case SP_KIND_UINT: case SP_KIND_BOOL: op->op = SP_OP_INT; break;
-        case SP_KIND_F32: case SP_KIND_F64: op->op = SP_OP_FLOAT; break;
+        case SP_KIND_INT:
+            op->op = cs->swap ? SP_OP_INT : cs->size == 4 ? SP_OP_I4 : cs->size == 8 ? SP_OP_I8
+                   : SP_OP_INT;
+            break;
+        case SP_KIND_UINT: case SP_KIND_BOOL: op->op = SP_OP_INT; break;
+        case SP_KIND_F32: op->op = cs->swap ? SP_OP_FLOAT : SP_OP_F4; break;
+        case SP_KIND_F64: op->op = cs->swap ? SP_OP_FLOAT : SP_OP_F8; break;
         case SP_KIND_BYTES:
             if (quick[i] != 2) return 0;
             op->op = SP_OP_S;
@@ -947,6 +985,22 @@ SP_NOINLINE static int64_t sp_row_ops(const sp_engine *g, int64_t p, sp_byte *ro
             break;
         case SP_OP_FLOAT:
             q = sp_quick_float(b, len, p, op->cs, slot, &t);
+            if (q < 0) return -1;
+            break;
+        case SP_OP_I4:
+            q = sp_quick_int_k(b, len, p, op->cs, slot, &t, SP_KIND_INT, 4, 0);
+            if (q < 0) return -1;
+            break;
+        case SP_OP_I8:
+            q = sp_quick_int_k(b, len, p, op->cs, slot, &t, SP_KIND_INT, 8, 0);
+            if (q < 0) return -1;
+            break;
+        case SP_OP_F4:
+            q = sp_quick_float_k(b, len, p, slot, &t, SP_KIND_F32, 0);
+            if (q < 0) return -1;
+            break;
+        case SP_OP_F8:
+            q = sp_quick_float_k(b, len, p, slot, &t, SP_KIND_F64, 0);
             if (q < 0) return -1;
             break;
         default: {   /* SP_OP_S: as sp_row_fast_k's short field */

@@ -163,6 +163,16 @@ CASES.update({
     "rows-plain-int": ("".join(f"{i}\t{-i}\t{i * 3}\n" for i in range(80)),
                        {"dtype": np.int32, "delimiter": "\t"}),
     "rows-crlf": (_ROWS.replace("\n", "\r\n"), {"dtype": SEED_DTYPE, "delimiter": "\t"}),
+    # the native int32/int64/float32/float64 steps of the row program, at their edges
+    "rows-int32-edges": (_ROWS + "chr1\t2147483647\t-0.5\t-7\t+9\nchr2\t-1234567\t.5\t0\t-0\n"
+                         + "chr3\t0000000000012\t5.\t-2147483\t1\n" + _ROWS,
+                         {"dtype": SEED_DTYPE, "delimiter": "\t"}),
+    "rows-int32-over": (_ROWS + "chr1\t2147483648\t1\t1\t1\n" + _ROWS,
+                        {"dtype": SEED_DTYPE, "delimiter": "\t"}),
+    "rows-native-64": (_ROWS + "chr1\t999999999999999\t-0.0\t-1234567\t.25\n"
+                       + "chr2\t-7654321\t1234567.1234567\t+0\t-9999999.5\n" + _ROWS,
+                       {"dtype": [("chr", "S10"), ("pos", "<i8"), ("pct", "<f8"), ("c", "<i8"),
+                                  ("t", "<f8")], "delimiter": "\t"}),
 })
 
 # Inputs whose text a form cannot carry as such (tested on the forms that can).
