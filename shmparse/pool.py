@@ -159,6 +159,9 @@ def _block_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dic
     try:
         view = memoryview(mm)[at:]
         try:
+            res = _block_in_place(view, start, kw, row_size, check, slot)
+            if res is not None:
+                return res
             lines, bad = _core.prescan(view, _core.LINES_UNIVERSAL, check, 1)
             if bad >= 0:
                 return {"status": "decode", "offset": start + bad}
@@ -188,6 +191,35 @@ def _block_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dic
         mm.close()
     res["line_ends"] = lines - 1
     res["slot_size"] = size
+    return res
+
+
+def _block_in_place(view: memoryview, start: int, kw: Dict[str, Any], row_size: int, check: int,
+                    slot: str) -> Optional[Dict[str, Any]]:
+    """A block parsed straight into the slot as this worker has it mapped, before its lines are
+    counted: the rows the row program took are whole ASCII lines (the engine says how many,
+    and where they end), so only the bytes after them are counted and checked.  None when
+    the slot is not mapped here yet or the parse did not go through (the rows did not fit,
+    or an error, which must not win over a decode error later in the block): then the
+    caller counts first, grows the slot and parses again, as for a first block."""
+    out = _slot_maps.get(slot)
+    room = 0 if out is None else (len(out) - shm.HEADER) // row_size
+    if room <= 0:
+        return None
+    dest = np.frombuffer(out, np.uint8, count=room * row_size, offset=shm.HEADER)
+    try:
+        res = _core.parse(view, dest=dest, capacity=room, threads=1, row_size=row_size, **kw)
+    finally:
+        del dest
+    if res["status"] != _core.OK:
+        return None
+    plain = res["plain_end"]
+    with view[plain:] as rest:
+        lines, bad = _core.prescan(rest, _core.LINES_UNIVERSAL, check, 1)
+    if bad >= 0:
+        return {"status": "decode", "offset": start + plain + bad}
+    res["line_ends"] = res["plain_rows"] + lines - 1
+    res["slot_size"] = len(out)
     return res
 
 

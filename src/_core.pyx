@@ -72,6 +72,8 @@ cdef extern from "sp_engine.h" nogil:
         int64_t consumed
         int64_t seg_consumed
         int64_t empty_line
+        int64_t plain_rows
+        int64_t plain_end
         int64_t err_row
         int64_t err_field
         int64_t err_out
@@ -329,6 +331,7 @@ def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
             "status": r.status, "finished": bool(r.finished), "rows": r.rows,
             "first_nfields": r.first_nfields, "consumed": r.consumed,
             "seg_consumed": r.seg_consumed, "empty_line": r.empty_line,
+            "plain_rows": r.plain_rows, "plain_end": r.plain_end,
             "f16_overflow": bool(r.f16_overflow),
         }
         if r.status != SP_OK and r.status != SP_NEED_MORE:

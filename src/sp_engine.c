@@ -1028,13 +1028,21 @@ SP_NOINLINE static int64_t sp_row_ops(const sp_engine *g, int64_t p, sp_byte *ro
     }
 }
 
+/* The rows at the start of the input that the row program took, and where they end: one
+ * line each, every byte ASCII (see sp_result.plain_rows).  `on` until another path takes
+ * a row or a line. */
+typedef struct {
+    int on;
+    int64_t rows, end;
+} sp_plain;
+
 /* Fast rows back to back (the row loop's invariants stay in registers): parses up to
  * `room` rows at *pos into dest; stops at the first row the fast path refuses (*miss),
  * or at the end of the input (*eof).  Returns the rows written.  The row program goes
  * first while *ops_on; a row it refuses that sp_row_fast takes (a long number, say)
  * switches it off for the rest of the parse. */
 static int64_t sp_rows_fast(const sp_engine *g, int64_t *pos, sp_byte *dest, int64_t room,
-                            uint8_t *quick, int *eof, int *miss, int *ops_on)
+                            uint8_t *quick, int *eof, int *miss, int *ops_on, sp_plain *plain)
 {
     const int64_t row_size = g->o->row_size;
     const int64_t len = g->len;
@@ -1042,6 +1050,11 @@ static int64_t sp_rows_fast(const sp_engine *g, int64_t *pos, sp_byte *dest, int
     while (done < room && p < len) {
         int64_t next = *ops_on ? sp_row_ops(g, p, dest + done * row_size) : -1;
         if (next < 0) {
+            if (plain->on) {     /* the rows before this one were all the row program's */
+                plain->rows += done;
+                plain->end = p;
+                plain->on = 0;
+            }
             next = sp_row_fast(g, p, dest + done * row_size, quick, eof);
             if (next < 0) {
                 *miss = 1;
@@ -1052,6 +1065,10 @@ static int64_t sp_rows_fast(const sp_engine *g, int64_t *pos, sp_byte *dest, int
         p = next;
         done++;
         if (*eof) break;
+    }
+    if (plain->on) {
+        plain->rows += done;
+        plain->end = p;
     }
     *pos = p;
     return done;
@@ -1277,6 +1294,10 @@ int sp_parse(const sp_options *o, sp_result *r)
         if (sp_at_end(&g, &cur)) break;
         sp_skip_line(&g, &cur);
     }
+    /* the row program's rows are ASCII when its S steps refuse bytes >= 0x80 (UTF-8 input)
+     * and the delimiter is ASCII; skipped lines were not looked at */
+    sp_plain plain = {ops_on && o->enc == SP_ENC_UTF8 && o->delimiter >= 0 &&
+                      o->delimiter < 0x80 && cur.pos == 0, 0, 0};
 
     while (o->max_rows < 0 || row_count < o->max_rows) {
         if (sp_at_end(&g, &cur)) {
@@ -1290,7 +1311,7 @@ int sp_parse(const sp_options *o, sp_result *r)
                 room = o->max_rows - row_count;
             }
             const int64_t done = sp_rows_fast(&g, &cur.pos, o->dest + row_count * o->row_size,
-                                              room, fast_quick, &eof, &miss, &ops_on);
+                                              room, fast_quick, &eof, &miss, &ops_on, &plain);
             row_count += done;
             fast_tries += done + miss;
             if (eof) {
@@ -1307,6 +1328,10 @@ int sp_parse(const sp_options *o, sp_result *r)
             }
         }
         g.rowp = (fused && row_count < o->capacity) ? o->dest + row_count * o->row_size : NULL;
+        if (plain.on) {
+            plain.end = cur.pos;
+            plain.on = 0;
+        }
         st = sp_row(&g, &cur);
         if (st != SP_OK) {
             if (st == SP_ERR_EMBEDDED_NL) {
@@ -1392,6 +1417,8 @@ done:
     r->status = st;
     r->rows = row_count;
     r->consumed = cur.pos;
+    r->plain_rows = plain.rows;
+    r->plain_end = plain.on ? cur.pos : plain.end;
     r->seg_consumed = cur.seg;
     r->f16_overflow = g.f16_overflow;
     free(g.fs);

@@ -90,6 +90,11 @@ typedef struct {
     int64_t consumed;          /* byte offset where parsing stopped */
     int64_t seg_consumed;      /* EXPLICIT: line buffers fully consumed */
     int64_t empty_line;        /* first empty line seen: rows before it + 1, or 0 */
+    /* [0, plain_end) of the input holds plain_rows rows the row program took, one line
+     * each (its line end included), and only ASCII bytes: a caller that needs the input's
+     * line count and encoding checked has only [plain_end, len) left to scan */
+    int64_t plain_rows;
+    int64_t plain_end;
     /* error details */
     int64_t err_row;           /* numpy's row number for the message */
     int64_t err_field;         /* 0-based field index in the row */

@@ -818,3 +818,92 @@ def test_any_blocks_and_chunks_give_numpy(warm_loader, tmp_path_factory, tables,
         else:
             for name, ref in zip(s.datasets, refs):
                 _assert_same(h5[name][()], ref)
+
+
+# -- blocks after a worker's first: parsed before their lines are counted -------------------
+def _rows_text(n, name=lambda i: f"chr{i % 23}"):
+    return "".join(f"{name(i)}\t{i * 7919 % 10 ** 8}\t{i % 1000 / 10}\t{i % 60}\t{i % 9}\n"
+                   for i in range(n)).encode()
+
+
+@pytest.mark.parametrize("where", ["field", "comment", "after-a-bad-value"])
+def test_invalid_utf8_in_a_late_block_is_the_same_decode_error(tmp_path, planned, where):
+    """A block whose slot the worker has mapped is parsed first, and only the bytes the row
+    program did not take (proven ASCII, one line a row) are counted and checked after: an
+    invalid byte late in the file must still be found, and reported as when the file is one
+    block (counted and checked before any parse), even after a bad value in the same block."""
+    lines = _rows_text(3000).splitlines(keepends=True)
+    k = 2600
+    if where == "field":
+        lines[k] = b"chr\xff1" + lines[k][4:]
+    elif where == "comment":
+        lines.insert(k, b"# \xc3\x28 not utf-8\n")
+    else:
+        lines[k] = b"chr\xff1" + lines[k][4:]
+        lines[k - 50] = lines[k - 50].replace(b"\t", b"\tNaN?x", 1)
+    p = tmp_path / "bad.tsv"
+    p.write_bytes(b"".join(lines))
+    errors = []
+    for block_bytes in (4096, 1 << 30):
+        with pytest.raises(UnicodeDecodeError) as info:
+            _convert([str(p)], str(tmp_path / f"o{block_bytes}.h5"), dtype=SEED_DTYPE,
+                     block_bytes=block_bytes, **TAB)
+        errors.append(str(info.value))
+        assert not _leftovers(tmp_path)
+        if block_bytes == 4096:
+            assert planned[str(p)][0] > 10, "small blocks: many after each slot's first"
+    assert errors[0] == errors[1]
+    assert f"line {k + 1}" in errors[0]
+
+
+def test_a_late_block_with_more_rows_than_its_slot_holds(tmp_path):
+    """Slots are sized by the blocks they held; a later block of shorter lines has more rows
+    than the slot's room: that parse stops, and the block is counted, the slot grown and the
+    block parsed again (the data must come out whole)."""
+    dtype = [("name", "S40"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")]
+    p = tmp_path / "mixed.tsv"
+    long = _rows_text(1500, name=lambda i: f"sample_{i:05d}_" + "x" * 24)
+    p.write_bytes(long + _rows_text(6000, name=lambda i: "c"))
+    _check_per_file([str(p)], str(tmp_path / "o.h5"), dtype, TAB, block_bytes=8192,
+                    chunk_rows=333)
+
+
+def test_row_program_prefix_is_ascii_whole_lines(tmp_path):
+    """The engine's report behind the above: [0, plain_end) holds plain_rows rows of the row
+    program, each a whole line, all ASCII; it stops at the first row or line another path
+    takes (a comment, a blank line, a UTF-8 string), and is empty for latin-1 text."""
+    from shmparse import _core
+    from shmparse._loadtxt import _make_job
+    head = _rows_text(200)
+    cases = {
+        "plain": (head + _rows_text(10), None),
+        "comment": (head + b"# note\n" + _rows_text(10), None),
+        "blank": (head + b"\n" + _rows_text(10), None),
+        "utf8-string": (head + "chr\u00e9\t1\t2\t3\t4\n".encode() + _rows_text(10), None),
+        "crlf": ((head + _rows_text(10)).replace(b"\n", b"\r\n"), None),
+        "latin-1": (head + _rows_text(10), "latin-1"),
+    }
+    for name, (data, encoding) in cases.items():
+        path = tmp_path / f"{name}.tsv"
+        path.write_bytes(data)
+        job, _, _ = _make_job(str(path), np.dtype(SEED_DTYPE), "#", "\t", 0, None, 0, encoding,
+                              None, None, True, 1)
+        enc = _core.ENC_LATIN1 if encoding == "latin-1" else _core.ENC_UTF8
+        kw = job.kwargs(enc)
+        kw.update(lines=_core.LINES_UNIVERSAL, skiplines=0, max_rows=-1, warn_empty=False,
+                  cols=job.plan.specs(5), usecols=job.usecols)
+        dest = np.zeros(400, SEED_DTYPE)
+        res = _core.parse(data, dest=dest.view(np.uint8), capacity=400, threads=1,
+                          row_size=dest.itemsize, **kw)
+        assert res["status"] == _core.OK, name
+        rows, end = res["plain_rows"], res["plain_end"]
+        prefix = data[:end]
+        assert prefix.isascii(), name
+        assert prefix.count(b"\n") == rows and (end == 0 or prefix.endswith(b"\n")), name
+        if name == "latin-1":
+            assert (rows, end) == (0, 0)
+        elif name in ("plain", "crlf"):
+            # all but the rows near the end (the row program reads 24 bytes ahead)
+            assert res["rows"] - 2 <= rows < res["rows"], (name, rows)
+        else:
+            assert rows == 200, (name, rows)
