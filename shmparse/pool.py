@@ -170,9 +170,13 @@ def _block_task(path: str, start: int, end: int, stamp: Tuple[int, int], kw: Dic
             try:
                 size = os.fstat(fd).st_size
                 if size < need:               # reserved before any byte is written
-                    shm._check_free(need - size)
-                    shm._reserve(fd, size, need - size)
-                    size = need
+                    # with room for 1/8 more rows: the next blocks, cut to the same size,
+                    # differ a little in rows, and one that fits is parsed before it is
+                    # counted (see _block_in_place)
+                    grown = need + (lines // 8) * row_size
+                    shm._check_free(grown - size)
+                    shm._reserve(fd, size, grown - size)
+                    size = grown
             finally:
                 os.close(fd)
             out = _slot_maps.pop(slot, None)
