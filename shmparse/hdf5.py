@@ -7,7 +7,8 @@ Design (README, "Writing HDF5"):
   shared-memory segment of its own and hands it over.  The parent is the only process that
   opens the HDF5 file: it appends each block, in input order, to a resizable chunked dataset
   and frees the segment at once.  At most ``max_inflight`` blocks exist at a time, so memory
-  is bounded by ``max_inflight x`` (one block's rows), whatever the size of the inputs.
+  is bounded by ``max_inflight x`` (one block's rows, and 1/8 more room), whatever the size
+  of the inputs.
   Inputs that cannot be cut (compressed, ``quotechar``, ``max_rows``, several comment strings,
   another encoding than utf-8/latin-1/ascii) are parsed whole by one worker.
 * **Compression on all CPUs.**  With gzip (and optionally shuffle), the parent asks the
