@@ -959,18 +959,11 @@ static int sp_make_ops(const sp_options *o, const uint8_t *quick, sp_fastop *ops
     return 1;
 }
 
-/* (kept out of sp_parse: inlined there, it made the registers of the whole row loop worse,
- * and took 3% more time than as a call) */
-SP_NOINLINE static int64_t sp_row_ops(const sp_engine *g, int64_t p, sp_byte *rowp)
+/* One row by the row program (inlined in sp_rows_ops, the loop's invariants passed in). */
+SP_INLINE int64_t sp_row_ops(const sp_engine *g, const sp_byte *b, int64_t len, sp_byte delim,
+                             int latin1, const sp_fastop *op, const sp_fastop *last, int64_t p,
+                             sp_byte *rowp)
 {
-    const sp_options *const o = g->o;
-    const sp_byte *const b = g->b;
-    const int64_t len = g->len;
-    const sp_byte delim = (sp_byte)o->delimiter;
-    const sp_pat pat = {g->pat_lt, g->pat_a, g->pat_b, g->pat_hi};
-    const int latin1 = (o->enc == SP_ENC_LATIN1);
-    const sp_fastop *op = g->ops;
-    const sp_fastop *const last = g->ops + (o->ncols - 1);
     if (p >= len || b[p] == '\n' || b[p] == '\r') {
         return -1;   /* an empty line is not a row */
     }
@@ -1004,7 +997,8 @@ SP_NOINLINE static int64_t sp_row_ops(const sp_engine *g, int64_t p, sp_byte *ro
             if (q < 0) return -1;
             break;
         default: {   /* SP_OP_S: as sp_row_fast_k's short field */
-            q = sp_scan(b, g->cls, pat, o->enc, p, len);
+            const sp_pat pat = {g->pat_lt, g->pat_a, g->pat_b, g->pat_hi};
+            q = sp_scan(b, g->cls, pat, g->o->enc, p, len);
             const int64_t n = q - p;
             if (n > op->width || p + 16 > len || q >= len) return -1;
             uint64_t lo, hi;
@@ -1028,6 +1022,33 @@ SP_NOINLINE static int64_t sp_row_ops(const sp_engine *g, int64_t p, sp_byte *ro
     }
 }
 
+/* The row program over rows back to back: up to `room` rows from p into dest.  Returns the
+ * rows written; *np is where they end (where the row it refused, if any, starts).  Its own
+ * function, the invariants in locals (stores through the rows' bytes may alias anything in
+ * memory, locals they cannot): inlined into sp_parse it made the registers of the whole
+ * row loop worse, and one call per row paid its prologue and loads every row. */
+SP_NOINLINE static int64_t sp_rows_ops(const sp_engine *g, int64_t p, sp_byte *dest,
+                                       int64_t room, int64_t *np)
+{
+    const sp_options *const o = g->o;
+    const sp_byte *const b = g->b;
+    const int64_t len = g->len;
+    const int64_t row_size = o->row_size;
+    const sp_byte delim = (sp_byte)o->delimiter;
+    const int latin1 = (o->enc == SP_ENC_LATIN1);
+    const sp_fastop *const first = g->ops;
+    const sp_fastop *const last = g->ops + (o->ncols - 1);
+    int64_t k = 0;
+    for (; k < room; k++) {
+        const int64_t next = sp_row_ops(g, b, len, delim, latin1, first, last, p,
+                                        dest + k * row_size);
+        if (next < 0) break;
+        p = next;
+    }
+    *np = p;
+    return k;
+}
+
 /* The rows at the start of the input that the row program took, and where they end: one
  * line each, every byte ASCII (see sp_result.plain_rows).  `on` until another path takes
  * a row or a line. */
@@ -1048,20 +1069,24 @@ static int64_t sp_rows_fast(const sp_engine *g, int64_t *pos, sp_byte *dest, int
     const int64_t len = g->len;
     int64_t p = *pos, done = 0;
     while (done < room && p < len) {
-        int64_t next = *ops_on ? sp_row_ops(g, p, dest + done * row_size) : -1;
-        if (next < 0) {
-            if (plain->on) {     /* the rows before this one were all the row program's */
-                plain->rows += done;
-                plain->end = p;
-                plain->on = 0;
-            }
-            next = sp_row_fast(g, p, dest + done * row_size, quick, eof);
-            if (next < 0) {
-                *miss = 1;
-                break;
-            }
-            *ops_on = 0;
+        if (*ops_on) {
+            int64_t q;
+            done += sp_rows_ops(g, p, dest + done * row_size, room - done, &q);
+            p = q;
+            if (done >= room || p >= len) break;
         }
+        /* the row at p: one the row program refused, or it is off */
+        if (plain->on) {     /* the rows before this one were all the row program's */
+            plain->rows += done;
+            plain->end = p;
+            plain->on = 0;
+        }
+        const int64_t next = sp_row_fast(g, p, dest + done * row_size, quick, eof);
+        if (next < 0) {
+            *miss = 1;
+            break;
+        }
+        *ops_on = 0;
         p = next;
         done++;
         if (*eof) break;
