@@ -45,6 +45,7 @@ typedef struct {
     uint8_t *fdone;              /* 1: already converted while scanning (fused path) */
     sp_byte *rowp;               /* fused path: this row's record, or NULL */
     const struct sp_fastop *ops; /* the row program (see sp_row_ops), or NULL */
+    int span;                    /* the row program may go by span rows (sp_rows_span) */
     sp_byte *scratch;
     int64_t slen, scap;
     int f16_overflow;
@@ -682,6 +683,43 @@ row_done:
     return SP_OK;
 }
 
+/* The value (neg ? -x : x) of x < 10^16 into an integer or bool slot: 0 when it is out of
+ * the column's range (or negative for an unsigned column), which the quick converters leave to
+ * the general path.  kind/size/swap are constants where the row program calls it. */
+SP_INLINE int sp_int_store_k(const sp_colspec *cs, sp_byte *dst, const int kind, const int size,
+                             const int swap, const int neg, const uint64_t x)
+{
+    if (kind == SP_KIND_UINT) {
+        if (neg || x > cs->umax) return 0;
+        sp_store_int(dst, size, swap, x);
+        return 1;
+    }
+    const int64_t v = neg ? -(int64_t)x : (int64_t)x;
+    if (kind == SP_KIND_INT && size == 8) {
+        /* x < 10^16: any int64 holds it */
+    }
+    else if (kind == SP_KIND_INT && size == 4) {
+        if (v != (int64_t)(int32_t)v) return 0;   /* the int32 range, as imin/imax */
+    }
+    else if (v < cs->imin || v > cs->imax) {
+        return 0;
+    }
+    if (kind == SP_KIND_BOOL) {
+        *dst = (sp_byte)(v != 0);
+    }
+    else {
+        sp_store_int(dst, size, swap, (uint64_t)v);
+    }
+    return 1;
+}
+
+/* m / 10^n2 (n2 <= 7, m < 2^53: one exact, correctly rounded division), negated if asked. */
+SP_INLINE double sp_decimal_value(uint64_t m, int n2, int neg)
+{
+    double v = (m == 0) ? 0.0 : (n2 ? (double)m / sp_pow10[n2] : (double)m);
+    return neg ? -v : v;
+}
+
 /* The 8 bytes after an optional sign at b[p] (p + 16 <= buffer length); *neg for '-',
  * *sg for either sign. */
 SP_INLINE uint64_t sp_quick_word(const sp_byte *b, int64_t p, int *neg, int *sg)
@@ -731,27 +769,7 @@ SP_INLINE int64_t sp_quick_int_k(const sp_byte *b, int64_t len, int64_t p, const
         if (n2) x = x * sp_upow10[n2] + sp_digits_value(x2, n2);
         n = 8 + n2;
     }
-    if (kind == SP_KIND_UINT) {
-        if (neg || x > cs->umax) return -1;
-        sp_store_int(dst, size, swap, x);
-        return p + sg + n;
-    }
-    const int64_t v = neg ? -(int64_t)x : (int64_t)x;
-    if (kind == SP_KIND_INT && size == 8) {
-        /* x < 10^15: any int64 holds it */
-    }
-    else if (kind == SP_KIND_INT && size == 4) {
-        if (v != (int64_t)(int32_t)v) return -1;   /* the int32 range, as imin/imax */
-    }
-    else if (v < cs->imin || v > cs->imax) {
-        return -1;
-    }
-    if (kind == SP_KIND_BOOL) {
-        *dst = (sp_byte)(v != 0);
-    }
-    else {
-        sp_store_int(dst, size, swap, (uint64_t)v);
-    }
+    if (!sp_int_store_k(cs, dst, kind, size, swap, neg, x)) return -1;
     return p + sg + n;
 }
 
@@ -794,9 +812,7 @@ SP_INLINE int64_t sp_quick_float_k(const sp_byte *b, int64_t len, int64_t p, sp_
     }
     if (n1 + n2 == 0 || t == 'e' || t == 'E') return -1;
     *term = t;
-    double v = (m == 0) ? 0.0 : (n2 ? (double)m / sp_pow10[n2] : (double)m);
-    if (neg) v = -v;
-    sp_store_float_k(kind, swap, v, dst);
+    sp_store_float_k(kind, swap, sp_decimal_value(m, n2, neg), dst);
     return q;
 }
 
@@ -804,6 +820,22 @@ SP_INLINE int64_t sp_quick_float(const sp_byte *b, int64_t len, int64_t p, const
                                  sp_byte *dst, sp_byte *term)
 {
     return sp_quick_float_k(b, len, p, dst, term, cs->kind, cs->swap);
+}
+
+/* A short S field (n <= 15 bytes at src, 16 readable) as one 16-byte NUL-padded store into
+ * slot; the bytes past the column belong to later columns of the row, written after it.  0 when
+ * a byte is >= 0x80 and the input is not latin-1 (the general path decodes it). */
+SP_INLINE int sp_store_short(const sp_byte *src, int64_t n, int latin1, sp_byte *slot)
+{
+    uint64_t lo, hi;
+    memcpy(&lo, src, 8);
+    memcpy(&hi, src + 8, 8);
+    lo &= n >= 8 ? ~UINT64_C(0) : (UINT64_C(1) << (8 * n)) - 1;
+    hi &= n <= 8 ? 0 : (UINT64_C(1) << (8 * (n - 8))) - 1;   /* n <= 15 */
+    if (!latin1 && ((lo | hi) & SP_HIGHS)) return 0;
+    memcpy(slot, &lo, 8);
+    memcpy(slot + 8, &hi, 8);
+    return 1;
 }
 
 /* After a row's last field, ending at q < len with terminating byte t: the next row's
@@ -862,19 +894,9 @@ SP_INLINE int64_t sp_row_fast_k(const sp_engine *g, int64_t p, sp_byte *rowp, ui
         else {   /* SP_KIND_BYTES (sp_parse checked) */
             q = sp_scan(b, g->cls, pat, o->enc, p, len);
             const int64_t n = q - p;
-            if (quick[i] == 2 && n <= cs->width && p + 16 <= len) {
-                /* a short field: one 16-byte store, NUL-padded; the bytes past the
-                 * column belong to later columns of this row, written next */
-                uint64_t lo, hi;
-                memcpy(&lo, b + p, 8);
-                memcpy(&hi, b + p + 8, 8);
-                lo &= n >= 8 ? ~UINT64_C(0) : (UINT64_C(1) << (8 * n)) - 1;
-                hi &= n <= 8 ? 0 : (UINT64_C(1) << (8 * (n - 8))) - 1;   /* n <= 15 */
-                if (o->enc == SP_ENC_LATIN1 || !((lo | hi) & SP_HIGHS)) {
-                    memcpy(slot, &lo, 8);
-                    memcpy(slot + 8, &hi, 8);
-                    goto stored;
-                }
+            if (quick[i] == 2 && n <= cs->width && p + 16 <= len &&
+                    sp_store_short(b + p, n, o->enc == SP_ENC_LATIN1, slot)) {
+                goto stored;
             }
             if (sp_store_bytes(b + p, b + q, o->enc, slot,
                                (size_t)cs->width, o->strict) != 0) {
@@ -1001,14 +1023,7 @@ SP_INLINE int64_t sp_row_ops(const sp_engine *g, const sp_byte *b, int64_t len, 
             q = sp_scan(b, g->cls, pat, g->o->enc, p, len);
             const int64_t n = q - p;
             if (n > op->width || p + 16 > len || q >= len) return -1;
-            uint64_t lo, hi;
-            memcpy(&lo, b + p, 8);
-            memcpy(&hi, b + p + 8, 8);
-            lo &= n >= 8 ? ~UINT64_C(0) : (UINT64_C(1) << (8 * n)) - 1;
-            hi &= n <= 8 ? 0 : (UINT64_C(1) << (8 * (n - 8))) - 1;   /* n <= 15 */
-            if (!latin1 && ((lo | hi) & SP_HIGHS)) return -1;
-            memcpy(slot, &lo, 8);
-            memcpy(slot + 8, &hi, 8);
+            if (!sp_store_short(b + p, n, latin1, slot)) return -1;
             t = b[q];
             break;
         }
@@ -1021,6 +1036,215 @@ SP_INLINE int64_t sp_row_ops(const sp_engine *g, const sp_byte *b, int64_t len, 
         return sp_after_row(b, len, q, t);
     }
 }
+
+#if defined(__SSE2__)
+/*
+ * Span rows: the row program's conversions with every field's end known before its value is
+ * read.  Bytes are compared 64 at a time against the bytes that may end a field (below 0x20,
+ * which takes \t \n \r and NUL, >= 0x80, the delimiter and the comment character); the set
+ * bits, taken in order, are the fields' ends.  Where a field ends no longer waits for the
+ * digits of the field before it, so the conversions of a row overlap instead of running one
+ * after another.  A row is taken only when each field ends at the delimiter (the last at a
+ * line end) and converts by the quick syntax with its length known; anything else (an empty
+ * line, a comment, spaces, an exponent, more digits, a byte >= 0x80, the last bytes of the
+ * input) is refused and the row goes to sp_row_ops, so a row taken is written exactly as the
+ * row program writes it.  Every read stays below len - SP_SPAN_TAIL.
+ */
+#define SP_SPAN_TAIL 96
+
+/* Bit i set when byte base[i] may end a field (i < 64). */
+SP_INLINE uint64_t sp_span_mask(const sp_byte *base, __m128i delim, __m128i comment)
+{
+    const __m128i lt = _mm_set1_epi8(0x20);
+    uint64_t m = 0;
+    for (int k = 0; k < 4; k++) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(base + 16 * k));
+        /* signed compare: bytes >= 0x80 are negative, so below 0x20 too */
+        const __m128i s = _mm_or_si128(_mm_cmplt_epi8(v, lt),
+                                       _mm_or_si128(_mm_cmpeq_epi8(v, delim),
+                                                    _mm_cmpeq_epi8(v, comment)));
+        m |= (uint64_t)(uint32_t)_mm_movemask_epi8(s) << (16 * k);
+    }
+    return m;
+}
+
+/* The field ends in order: base is the offset of the mask's bit 0. */
+typedef struct {
+    const sp_byte *b;
+    int64_t base, lim;      /* masks are made only for blocks ending at or before lim */
+    uint64_t mask;
+    __m128i delim, comment;
+} sp_span;
+
+/* The next field end at or after the last one taken, or -1 past s->lim. */
+SP_INLINE int64_t sp_span_next(sp_span *s)
+{
+    while (SP_UNLIKELY(s->mask == 0)) {
+        s->base += 64;
+        if (s->base + 64 > s->lim) return -1;
+        s->mask = sp_span_mask(s->b + s->base, s->delim, s->comment);
+    }
+    const int64_t e = s->base + __builtin_ctzll(s->mask);
+    s->mask &= s->mask - 1;
+    return e;
+}
+
+/* Byte mask of the low n (1..8) bytes. */
+SP_INLINE uint64_t sp_low_bytes(int n)
+{
+    return ~UINT64_C(0) >> (64 - 8 * n);
+}
+
+/* Flags (high bits) of the bytes of x = word ^ 0x30..30 that are not digits. */
+SP_INLINE uint64_t sp_nondigits(uint64_t x)
+{
+    return ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;
+}
+
+/* The integer b[s, e): an optional sign and 1..16 digits; 0 if it is not that. */
+SP_INLINE int sp_span_int(const sp_byte *b, int64_t s, int64_t e, int *neg, uint64_t *val)
+{
+    const sp_byte c0 = b[s];
+    *neg = (c0 == '-');
+    const int64_t d = s + (*neg | (c0 == '+'));
+    const int64_t n = e - d;
+    if (n < 1 || n > 16) return 0;
+    uint64_t x, w;
+    memcpy(&w, b + d, 8);
+    x = w ^ UINT64_C(0x3030303030303030);
+    if (n <= 8) {
+        if (sp_nondigits(x) & sp_low_bytes((int)n)) return 0;
+        *val = sp_digits_value(x, (int)n);
+        return 1;
+    }
+    uint64_t x2;
+    memcpy(&w, b + d + 8, 8);
+    x2 = w ^ UINT64_C(0x3030303030303030);
+    if (sp_nondigits(x) | (sp_nondigits(x2) & sp_low_bytes((int)n - 8))) return 0;
+    *val = sp_digits_value(x, 8) * sp_upow10[n - 8] + sp_digits_value(x2, (int)n - 8);
+    return 1;
+}
+
+/* The decimal b[s, e): [sign] up to 7 digits [. up to 7 digits], a digit at least, as
+ * sp_quick_float_k takes it; its value in *v.  0 if it is not that. */
+SP_INLINE int sp_span_float(const sp_byte *b, int64_t s, int64_t e, double *v)
+{
+    const sp_byte c0 = b[s];
+    const int neg = (c0 == '-');
+    const int64_t d = s + (neg | (c0 == '+'));
+    const int64_t n = e - d;
+    if (n < 1 || n > 15) return 0;
+    uint64_t w;
+    memcpy(&w, b + d, 8);
+    const uint64_t x = w ^ UINT64_C(0x3030303030303030);
+    const int n1 = sp_digit_run(x);
+    if (n1 > 7) return 0;
+    uint64_t m = n1 ? sp_digits_value(x, n1) : 0;
+    if (n1 >= n) {                               /* digits only */
+        if (n > 7) return 0;
+        *v = sp_decimal_value(m, 0, neg);
+        return 1;
+    }
+    if (((x >> (8 * n1)) & 0xFF) != ('.' ^ 0x30)) return 0;   /* byte n1 < n of the field */
+    const int n2 = (int)(n - n1 - 1);
+    if (n2 > 7 || n1 + n2 == 0) return 0;
+    if (n2) {
+        uint64_t x2;
+        memcpy(&x2, b + d + n1 + 1, 8);
+        x2 ^= UINT64_C(0x3030303030303030);
+        if (sp_nondigits(x2) & sp_low_bytes(n2)) return 0;
+        m = m * sp_upow10[n2] + sp_digits_value(x2, n2);
+    }
+    *v = sp_decimal_value(m, n2, neg);
+    return 1;
+}
+
+/* Span rows from p into dest, up to room; returns the rows written, *np where they end (the
+ * start of the row refused).  Used where the row program is (see sp_rows_ops). */
+SP_NOINLINE static int64_t sp_rows_span(const sp_engine *g, int64_t p, sp_byte *dest,
+                                        int64_t room, int64_t *np)
+{
+    const sp_options *const o = g->o;
+    const sp_byte *const b = g->b;
+    const int64_t row_size = o->row_size;
+    const sp_byte delim = (sp_byte)o->delimiter;
+    const sp_fastop *const first = g->ops;
+    const sp_fastop *const last = g->ops + (o->ncols - 1);
+    sp_span sp;
+    sp.b = b;
+    sp.lim = g->len - SP_SPAN_TAIL;
+    sp.delim = _mm_set1_epi8((char)delim);
+    sp.comment = _mm_set1_epi8((char)(o->comment >= 0 ? o->comment : delim));
+    int64_t k = 0;
+    *np = p;
+    if (p + 64 > sp.lim) return 0;
+    sp.base = p;
+    sp.mask = sp_span_mask(b + p, sp.delim, sp.comment);
+    for (; k < room; k++) {
+        if (b[p] == '\n' || b[p] == '\r') break;   /* an empty line is not a row */
+        sp_byte *const rowp = dest + k * row_size;
+        int64_t s = p;
+        for (const sp_fastop *op = first;; op++) {
+            const int64_t e = sp_span_next(&sp);
+            if (e < 0) goto refused;
+            sp_byte *const slot = rowp + op->offset;
+            int neg;
+            uint64_t x;
+            double v;
+            switch (op->op) {
+            case SP_OP_I4:
+                if (!sp_span_int(b, s, e, &neg, &x) ||
+                        !sp_int_store_k(op->cs, slot, SP_KIND_INT, 4, 0, neg, x)) goto refused;
+                break;
+            case SP_OP_I8:
+                if (!sp_span_int(b, s, e, &neg, &x) ||
+                        !sp_int_store_k(op->cs, slot, SP_KIND_INT, 8, 0, neg, x)) goto refused;
+                break;
+            case SP_OP_INT:
+                if (!sp_span_int(b, s, e, &neg, &x) ||
+                        !sp_int_store_k(op->cs, slot, op->cs->kind, op->cs->size,
+                                        op->cs->swap, neg, x)) goto refused;
+                break;
+            case SP_OP_F4:
+                if (!sp_span_float(b, s, e, &v)) goto refused;
+                sp_store_float_k(SP_KIND_F32, 0, v, slot);
+                break;
+            case SP_OP_F8:
+                if (!sp_span_float(b, s, e, &v)) goto refused;
+                sp_store_float_k(SP_KIND_F64, 0, v, slot);
+                break;
+            case SP_OP_FLOAT:
+                if (!sp_span_float(b, s, e, &v)) goto refused;
+                sp_store_float(op->cs, v, slot);
+                break;
+            default:    /* SP_OP_S: the bytes between are 0x20..0x7F, none the comment */
+                if (e - s > op->width || !sp_store_short(b + s, e - s, 0, slot)) goto refused;
+                break;
+            }
+            const sp_byte t = b[e];
+            if (op != last) {
+                if (t != delim) goto refused;
+                s = e + 1;
+                continue;
+            }
+            if (t == '\r' && b[e + 1] == '\n') {   /* \r\n: its \n is the next end */
+                if (sp_span_next(&sp) != e + 1) goto refused;
+                p = e + 2;
+            }
+            else if (t == '\n' || t == '\r') {
+                p = e + 1;
+            }
+            else {
+                goto refused;
+            }
+            break;
+        }
+    }
+refused:
+    *np = p;
+    return k;
+}
+#endif
 
 /* The row program over rows back to back: up to `room` rows from p into dest.  Returns the
  * rows written; *np is where they end (where the row it refused, if any, starts).  Its own
@@ -1039,11 +1263,30 @@ SP_NOINLINE static int64_t sp_rows_ops(const sp_engine *g, int64_t p, sp_byte *d
     const sp_fastop *const first = g->ops;
     const sp_fastop *const last = g->ops + (o->ncols - 1);
     int64_t k = 0;
-    for (; k < room; k++) {
+#if defined(__SSE2__)
+    /* span rows while they take nearly every row: each refusal costs a mask and a partial
+     * row, paid again by sp_row_ops */
+    int span = g->span;
+    int64_t span_rows = 0, span_refused = 0;
+    const int64_t span_end = len - SP_SPAN_TAIL - 64;
+#endif
+    while (k < room) {
+#if defined(__SSE2__)
+        if (span && p <= span_end) {
+            int64_t q;
+            const int64_t n = sp_rows_span(g, p, dest + k * row_size, room - k, &q);
+            k += n;
+            p = q;
+            span_rows += n;
+            if (k >= room) break;
+            if (p <= span_end && ++span_refused > 8 + span_rows / 16) span = 0;
+        }
+#endif
         const int64_t next = sp_row_ops(g, b, len, delim, latin1, first, last, p,
                                         dest + k * row_size);
         if (next < 0) break;
         p = next;
+        k++;
     }
     *np = p;
     return k;
@@ -1307,6 +1550,10 @@ int sp_parse(const sp_options *o, sp_result *r)
         ops = (sp_fastop *)malloc((size_t)o->ncols * sizeof(sp_fastop));
         ops_on = (ops != NULL && sp_make_ops(o, fast_quick, ops));
         g.ops = ops;
+        /* span rows find line ends among the field ends: not for a delimiter or comment
+         * that is a line end or each other */
+        g.span = ops_on && o->delimiter != '\n' && o->delimiter != '\r' &&
+                 o->comment != o->delimiter;
     }
 
     int st = SP_OK;
