@@ -1300,21 +1300,31 @@ typedef struct {
     int64_t rows, end;
 } sp_plain;
 
+/* The row program's state in a parse: `on` while it takes nearly every row (rows it took,
+ * refused rows that sp_row_fast took). */
+typedef struct {
+    int on;
+    int64_t rows, refused;
+} sp_prog;
+
 /* Fast rows back to back (the row loop's invariants stay in registers): parses up to
  * `room` rows at *pos into dest; stops at the first row the fast path refuses (*miss),
  * or at the end of the input (*eof).  Returns the rows written.  The row program goes
- * first while *ops_on; a row it refuses that sp_row_fast takes (a long number, say)
- * switches it off for the rest of the parse. */
+ * first while prog->on; rows it refuses that sp_row_fast takes (a long number, say)
+ * switch it off once they are more than 8 + 1/16 of the rows it took: each costs a
+ * refused attempt, and a column that always needs sp_row_fast would pay it every row. */
 static int64_t sp_rows_fast(const sp_engine *g, int64_t *pos, sp_byte *dest, int64_t room,
-                            uint8_t *quick, int *eof, int *miss, int *ops_on, sp_plain *plain)
+                            uint8_t *quick, int *eof, int *miss, sp_prog *prog, sp_plain *plain)
 {
     const int64_t row_size = g->o->row_size;
     const int64_t len = g->len;
     int64_t p = *pos, done = 0;
     while (done < room && p < len) {
-        if (*ops_on) {
+        if (prog->on) {
             int64_t q;
-            done += sp_rows_ops(g, p, dest + done * row_size, room - done, &q);
+            const int64_t n = sp_rows_ops(g, p, dest + done * row_size, room - done, &q);
+            done += n;
+            prog->rows += n;
             p = q;
             if (done >= room || p >= len) break;
         }
@@ -1329,7 +1339,7 @@ static int64_t sp_rows_fast(const sp_engine *g, int64_t *pos, sp_byte *dest, int
             *miss = 1;
             break;
         }
-        *ops_on = 0;
+        if (prog->on && ++prog->refused > 8 + prog->rows / 16) prog->on = 0;
         p = next;
         done++;
         if (*eof) break;
@@ -1545,14 +1555,14 @@ int sp_parse(const sp_options *o, sp_result *r)
     }
 
     sp_fastop *ops = NULL;         /* the row program, when every column has one */
-    int ops_on = 0;
+    sp_prog prog = {0, 0, 0};
     if (fast && o->ncols <= (INT64_C(1) << 24)) {
         ops = (sp_fastop *)malloc((size_t)o->ncols * sizeof(sp_fastop));
-        ops_on = (ops != NULL && sp_make_ops(o, fast_quick, ops));
+        prog.on = (ops != NULL && sp_make_ops(o, fast_quick, ops));
         g.ops = ops;
         /* span rows find line ends among the field ends: not for a delimiter or comment
          * that is a line end or each other */
-        g.span = ops_on && o->delimiter != '\n' && o->delimiter != '\r' &&
+        g.span = prog.on && o->delimiter != '\n' && o->delimiter != '\r' &&
                  o->comment != o->delimiter;
     }
 
@@ -1568,7 +1578,7 @@ int sp_parse(const sp_options *o, sp_result *r)
     }
     /* the row program's rows are ASCII when its S steps refuse bytes >= 0x80 (UTF-8 input)
      * and the delimiter is ASCII; skipped lines were not looked at */
-    sp_plain plain = {ops_on && o->enc == SP_ENC_UTF8 && o->delimiter >= 0 &&
+    sp_plain plain = {prog.on && o->enc == SP_ENC_UTF8 && o->delimiter >= 0 &&
                       o->delimiter < 0x80 && cur.pos == 0, 0, 0};
 
     while (o->max_rows < 0 || row_count < o->max_rows) {
@@ -1583,7 +1593,7 @@ int sp_parse(const sp_options *o, sp_result *r)
                 room = o->max_rows - row_count;
             }
             const int64_t done = sp_rows_fast(&g, &cur.pos, o->dest + row_count * o->row_size,
-                                              room, fast_quick, &eof, &miss, &ops_on, &plain);
+                                              room, fast_quick, &eof, &miss, &prog, &plain);
             row_count += done;
             fast_tries += done + miss;
             if (eof) {

@@ -187,3 +187,17 @@ def test_errors_keep_their_line_and_column(tmp_path):
         shmparse.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t")
     assert str(got.value).split(" [")[0] == str(want.value)
     assert got.value.line == 432
+
+
+@pytest.mark.parametrize("every", [0, 3, 50])
+def test_rows_for_the_fast_row_early_and_often(tmp_path, every):
+    """Cells the row program refuses but the fast row takes (8 fraction digits, a 17-digit
+    integer): one early in the file (the program stays on for the rows after it), or on
+    every 3rd / 50th row (it switches itself off, or not); numpy's result each time."""
+    dt = np.dtype([("s", "S8"), ("i", "<i8"), ("f", "<f8")])
+    rows = [f"r{i}\t{i * 13}\t{i}.25" for i in range(2000)]
+    rows[2] = "r2\t12345678901234567\t0.12345678"
+    for i in range(5, len(rows), every or len(rows)):
+        rows[i] = f"r{i}\t-{i % 9 + 1}0000000000000000\t{i}.123456789"
+    data = ("\n".join(rows) + "\n").encode()
+    assert _same_as_numpy(tmp_path / "m.tsv", data, dt, delimiter="\t") == "ok"
