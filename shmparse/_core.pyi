@@ -35,7 +35,7 @@ def first_invalid(buf: Any, utf8: bool) -> int: ...
 def parse(buf: Any, *, lines: int = ..., seg_ends: Any = ..., final: bool = ...,
           translate_cr: bool = ..., enc: int = ..., delimiter: int = ..., quote: int = ...,
           comment: int = ..., mc: Sequence[bytes] = ..., strict: bool = ...,
-          f16_error: bool = ..., skiplines: int = ...,
+          f16_error: bool = ..., int_via_float: bool = ..., skiplines: int = ...,
           max_rows: int = ..., row_base: int = ..., warn_empty: bool = ..., probe: bool = ...,
           cols: Sequence[Tuple[int, ...]] = ..., usecols: Optional[Any] = ..., dest: Any = ...,
           capacity: int = ..., row_size: int = ..., threads: int = ...) -> Dict[str, Any]: ...

@@ -26,6 +26,23 @@ __all__ = ["loadtxt"]
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
+# Behaviours of numpy.loadtxt that changed between the numpy versions shmparse supports; the
+# installed numpy decides (measured with numpy 2.0.2, 2.2.6, 2.3.5, 2.4.6 and 2.5.5):
+_NUMPY = np.lib.NumpyVersion(np.__version__)
+# numpy < 2.3 reads an integer field that is not an integer but is a float as that float cast
+# to the column's type, with a DeprecationWarning (once a call); 2.3 raises.
+_INT_VIA_FLOAT = _NUMPY < "2.3.0.dev0"
+# numpy < 2.5 warns about the first empty line with max_rows; 2.5 does not.
+_WARN_EMPTY_MAX_ROWS = _NUMPY < "2.5.0.dev0"
+_INT_VIA_FLOAT_MESSAGE = (
+    "loadtxt(): Parsing an integer via a float is deprecated.  To avoid this warning, you can:\n"
+    "    * make sure the original data is stored as integers.\n"
+    "    * use the `converters=` keyword argument.  If you only use\n"
+    "      NumPy 1.23 or later, `converters=float` will normally work.\n"
+    "    * Use `np.loadtxt(...).astype(np.int64)` parsing the file as\n"
+    "      floating point and then convert it.  (On all NumPy versions.)\n"
+    "  (Deprecated NumPy 1.23)")
+
 
 def _warn(message: str, category: type) -> None:
     """Warn at the first frame outside shmparse (the user's call)."""
@@ -243,6 +260,7 @@ class _Job:
         else:
             self.fixed_ncols = None
         self.warned_empty = False
+        self.warned_via_float = False
         self.f16_overflow = False
 
     # -- engine arguments ---------------------------------------------------
@@ -257,17 +275,24 @@ class _Job:
                 mc.append(c.encode("utf-8" if enc == _core.ENC_UTF8 else "latin-1"))
             except UnicodeEncodeError:
                 pass   # cannot occur in latin-1 text: never matches
-        return dict(enc=enc, mc=mc, strict=self.strict,
+        return dict(enc=enc, mc=mc, strict=self.strict, int_via_float=_INT_VIA_FLOAT,
                     f16_error=np.geterr()["over"] == "raise",   # numpy's cast raises
                     delimiter=_core.DELIM_WS if self.delimiter is None else ord(self.delimiter),
                     quote=self._byte(self.quote), comment=self._byte(self.comment))
 
     # -- results ------------------------------------------------------------
     def note(self, res: dict, rows_before: int) -> None:
-        """Warnings numpy gives while reading."""
-        if res["empty_line"] and not self.warned_empty:
+        """Warnings numpy gives while reading, in the order it gives them: the integer read via
+        a float and the empty line (max_rows) where each first happened (an empty line
+        before the row of the integer, or after it)."""
+        via = res.get("int_via_float", 0)
+        empty = res["empty_line"] if _WARN_EMPTY_MAX_ROWS else 0
+        if via and not self.warned_via_float and not (empty and not self.warned_empty
+                                                      and empty <= via):
+            self._warn_via_float(res)
+        if empty and not self.warned_empty:
             self.warned_empty = True
-            line = rows_before + res["empty_line"] - 1 + self.skiprows + 1
+            line = rows_before + empty - 1 + self.skiprows + 1
             _warn(f"Input line {line} contained no data and will not be counted towards "
                   f"`max_rows={self.max_rows}`.  This differs from the behaviour in NumPy "
                   "<=1.22 which counted lines rather than rows.  If desired, the previous "
@@ -276,7 +301,19 @@ class _Job:
                   "If you wish to ignore this warning, use `warnings.filterwarnings`.  This "
                   "warning is expected to be removed in the future and is given only once "
                   "per `loadtxt` call.", UserWarning)
+        if via and not self.warned_via_float:
+            self._warn_via_float(res)
         self.f16_overflow |= res["f16_overflow"]
+
+    def _warn_via_float(self, res: dict) -> None:
+        """numpy's DeprecationWarning for an integer read via a float.  Where the warnings
+        filter makes it an error, numpy's reader reports the field it was converting: res
+        becomes that conversion error, which the caller's raise_for raises."""
+        self.warned_via_float = True
+        try:
+            _warn(_INT_VIA_FLOAT_MESSAGE, DeprecationWarning)
+        except DeprecationWarning:
+            res.update(res["via_float"])
 
     def raise_for(self, res: dict, *, enc: int, line_base: int, ncols: Optional[int]) -> None:
         st = res["status"]
@@ -461,7 +498,9 @@ def _run_text(job: _Job, text: Text, dest: _ArrayDest) -> int:
 
         def replay(data: bytes, enc: int, lines: int) -> None:
             """The warnings numpy gave for ``data``, what it read before its read failed."""
-            if job.max_rows < 0 and all(c.kind != _core.KIND_F16 for c in job.plan.columns):
+            warns = (_core.KIND_F16, _core.KIND_INT, _core.KIND_UINT) if _INT_VIA_FLOAT \
+                else (_core.KIND_F16,)
+            if job.max_rows < 0 and all(c.kind not in warns for c in job.plan.columns):
                 return   # no warning to give
             kw2 = dict(kw, lines=lines, **job.kwargs(enc))
             n2 = job.fixed_ncols

@@ -50,6 +50,7 @@ cdef extern from "sp_engine.h" nogil:
         int nmc
         int strict
         int f16_overflow_error
+        int int_via_float
         int64_t skiplines
         int64_t max_rows
         int64_t row_base
@@ -67,6 +68,10 @@ cdef extern from "sp_engine.h" nogil:
         int status
         int finished
         int f16_overflow
+        int64_t int_via_float
+        int64_t vf_row, vf_field, vf_out, vf_nfields, vf_offset, vf_line
+        sp_byte *vf_text
+        int64_t vf_text_len
         int64_t rows
         int64_t first_nfields
         int64_t consumed
@@ -207,7 +212,7 @@ def first_invalid(buf, bint utf8):
 def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
           bint translate_cr=False, int enc=SP_ENC_LATIN1, int delimiter=SP_DELIM_WS,
           int quote=SP_CTRL_NONE, int comment=SP_CTRL_NONE, mc=(), bint strict=False,
-          bint f16_error=False,
+          bint f16_error=False, bint int_via_float=False,
           int64_t skiplines=0, int64_t max_rows=-1, int64_t row_base=0,
           bint warn_empty=False, bint probe=False, cols=(), usecols=None,
           dest=None, int64_t capacity=0, int64_t row_size=0, int threads=1):
@@ -245,6 +250,7 @@ def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
     o.comment = comment
     o.strict = strict
     o.f16_overflow_error = f16_error
+    o.int_via_float = int_via_float
     o.skiplines = skiplines
     o.max_rows = max_rows
     o.row_base = row_base
@@ -332,8 +338,15 @@ def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
             "first_nfields": r.first_nfields, "consumed": r.consumed,
             "seg_consumed": r.seg_consumed, "empty_line": r.empty_line,
             "plain_rows": r.plain_rows, "plain_end": r.plain_end,
-            "f16_overflow": bool(r.f16_overflow),
+            "f16_overflow": bool(r.f16_overflow), "int_via_float": r.int_via_float,
         }
+        if r.int_via_float:
+            # numpy's conversion error for this field, should its warning be made an error
+            out["via_float"] = dict(
+                status=SP_ERR_CONVERT, err_row=r.vf_row, err_field=r.vf_field,
+                err_out=r.vf_out, err_nfields=r.vf_nfields, err_offset=r.vf_offset,
+                err_line=r.vf_line,
+                err_text=(<char *>r.vf_text)[:r.vf_text_len] if r.vf_text != NULL else b"")
         if r.status != SP_OK and r.status != SP_NEED_MORE:
             out.update(err_row=r.err_row, err_field=r.err_field, err_out=r.err_out,
                        err_nfields=r.err_nfields, err_usecol=r.err_usecol,

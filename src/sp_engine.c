@@ -49,6 +49,7 @@ typedef struct {
     sp_byte *scratch;
     int64_t slen, scap;
     int f16_overflow;
+    int via_float;               /* this row read an integer via a float (int_via_float) */
 } sp_engine;
 
 static int sp_grow_fields(sp_engine *g)
@@ -1374,15 +1375,68 @@ static int64_t sp_line_of(const sp_engine *g, int64_t off)
     return n;
 }
 
-static void sp_set_err_text(sp_engine *g, sp_result *r, const sp_byte *s, const sp_byte *e)
+/* A malloc'd copy of [s, e) into *text / *len (NULL if out of memory). */
+static void sp_copy_text(sp_byte **text, int64_t *len, const sp_byte *s, const sp_byte *e)
 {
     size_t n = (size_t)(e - s);
-    r->err_text = (sp_byte *)malloc(n ? n : 1);
-    if (r->err_text) {
-        memcpy(r->err_text, s, n);
-        r->err_text_len = (int64_t)n;
+    *text = (sp_byte *)malloc(n ? n : 1);
+    if (*text) {
+        memcpy(*text, s, n);
+        *len = (int64_t)n;
     }
+}
+
+static void sp_set_err_text(sp_engine *g, sp_result *r, const sp_byte *s, const sp_byte *e)
+{
+    sp_copy_text(&r->err_text, &r->err_text_len, s, e);
     (void)g;
+}
+
+/* (T)d for an integer type T as numpy's compiled C code computes it, where C leaves it
+ * undefined (NaN, out of range) included.  x86-64: the truncating conversions give INT_MIN
+ * ("integer indefinite") there; types below 32 bits and int32/uint8/uint16 go through a 32-bit
+ * conversion, int64/uint32 through a 64-bit one, uint64 subtracts 2^63 from values above it.
+ * Elsewhere (AArch64): saturating conversions, NaN 0, signed or unsigned by T (not measured
+ * against numpy there). */
+static uint64_t sp_float_to_int_bits(double d, int kind, int size)
+{
+    const double two31 = 2147483648.0, two63 = 9223372036854775808.0;
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
+    if (size == 8 && kind == SP_KIND_UINT && d >= two63) {
+        const double x = d - two63;
+        return (x < two63 ? (uint64_t)(int64_t)x : UINT64_C(1) << 63) ^ (UINT64_C(1) << 63);
+    }
+    if (size == 8 || (size == 4 && kind == SP_KIND_UINT)) {
+        return (d >= -two63 && d < two63) ? (uint64_t)(int64_t)d : UINT64_C(1) << 63;
+    }
+    return (uint64_t)(int64_t)((d > -two31 - 1.0 && d < two31) ? (int32_t)d : INT32_MIN);
+#else
+    if (d != d) return 0;
+    if (kind == SP_KIND_UINT) {
+        const double top = size == 8 ? 2.0 * two63 : 2.0 * two31;
+        if (d <= -1.0) return 0;
+        if (d >= top) return size == 8 ? UINT64_MAX : UINT32_MAX;
+        return size == 8 ? (uint64_t)d : (uint64_t)(uint32_t)d;
+    }
+    const double top = size == 8 ? two63 : two31;
+    if (d < -top) return size == 8 ? UINT64_C(1) << 63 : (uint64_t)(int64_t)INT32_MIN;
+    if (d >= top) return size == 8 ? (uint64_t)INT64_MAX : (uint64_t)INT32_MAX;
+    return (uint64_t)(int64_t)d;
+#endif
+}
+
+/* An integer field numpy < 2.3 reads as a float (its deprecated fallback for a field that is
+ * not an integer of the column's range): the float, cast to the column's type as numpy's C
+ * cast does it (sp_float_to_int_bits); 0, or -1 when the option is off or the field is no
+ * float either. */
+static int sp_convert_via_float(sp_engine *g, const sp_colspec *cs, const sp_byte *s,
+                                const sp_byte *e, sp_byte *dst)
+{
+    double d;
+    if (!g->o->int_via_float || sp_parse_double(s, e, g->o->enc, 0, &d) < 0) return -1;
+    sp_store_int(dst, cs->size, cs->swap, sp_float_to_int_bits(d, cs->kind, cs->size));
+    g->via_float = 1;
+    return 0;
 }
 
 /* Convert one field into its slot; 0, -1 (invalid) or SP_CONV_TRUNCATED. */
@@ -1426,7 +1480,9 @@ SP_INLINE int sp_convert(sp_engine *g, const sp_colspec *cs, const sp_byte *s,
     case SP_KIND_INT:
     case SP_KIND_BOOL: {
         int64_t v;
-        if (sp_parse_int64(s, e, enc, cs->imin, cs->imax, &v) < 0) return -1;
+        if (sp_parse_int64(s, e, enc, cs->imin, cs->imax, &v) < 0) {
+            return cs->kind == SP_KIND_INT ? sp_convert_via_float(g, cs, s, e, dst) : -1;
+        }
         if (cs->kind == SP_KIND_BOOL) {
             *dst = (sp_byte)(v != 0);
             return 0;
@@ -1436,7 +1492,9 @@ SP_INLINE int sp_convert(sp_engine *g, const sp_colspec *cs, const sp_byte *s,
     }
     case SP_KIND_UINT: {
         uint64_t v;
-        if (sp_parse_uint64(s, e, enc, cs->umax, &v) < 0) return -1;
+        if (sp_parse_uint64(s, e, enc, cs->umax, &v) < 0) {
+            return sp_convert_via_float(g, cs, s, e, dst);
+        }
         sp_store_int(dst, cs->size, cs->swap, v);
         return 0;
     }
@@ -1676,6 +1734,19 @@ int sp_parse(const sp_options *o, sp_result *r)
             const sp_byte *fe = base + g.fe[col];
             const sp_colspec *cs = SP_COL(o, i);
             int rc = sp_convert(&g, cs, fs, fe, rowp + SP_SLOT(o, cs, i));
+            if (SP_UNLIKELY(g.via_float)) {
+                g.via_float = 0;
+                if (r->int_via_float == 0) {
+                    r->int_via_float = row_count + 1;
+                    r->vf_row = row_count + o->row_base;
+                    r->vf_field = col;
+                    r->vf_out = i;
+                    r->vf_nfields = nf;
+                    r->vf_offset = g.fin[col];
+                    r->vf_line = sp_line_of(&g, g.fin[col]);
+                    sp_copy_text(&r->vf_text, &r->vf_text_len, fs, fe);
+                }
+            }
             if (SP_UNLIKELY(rc != 0)) {
                 st = (rc == SP_CONV_TRUNCATED) ? SP_ERR_TRUNCATE : SP_ERR_CONVERT;
                 r->err_row = row_count + o->row_base;
@@ -1719,6 +1790,9 @@ void sp_result_clear(sp_result *r)
     free(r->err_text);
     r->err_text = NULL;
     r->err_text_len = 0;
+    free(r->vf_text);
+    r->vf_text = NULL;
+    r->vf_text_len = 0;
 }
 
 /* Sum of the 8 byte lanes of x (each <= 255). */

@@ -66,6 +66,8 @@ typedef struct {
     int strict;
     int f16_overflow_error;    /* numpy's errstate over="raise": a float16 overflow is a
                                   conversion error (numpy's cast raises, its reader reports) */
+    int int_via_float;         /* numpy < 2.3: an integer field that is not an integer but is
+                                  a float is read as the float cast to the column's type */
     int64_t skiplines;
     int64_t max_rows;          /* < 0: all */
     int64_t row_base;          /* rows already produced by earlier batches */
@@ -85,6 +87,13 @@ typedef struct {
     int status;
     int finished;              /* the whole input was consumed */
     int f16_overflow;          /* a finite value became inf in a float16 column */
+    int64_t int_via_float;     /* first row with an integer read via a float (int_via_float):
+                                  rows before it + 1, or 0; the field, as err_* below
+                                  describe an error (numpy raises there when its warning is
+                                  made an error) */
+    int64_t vf_row, vf_field, vf_out, vf_nfields, vf_offset, vf_line;
+    sp_byte *vf_text;          /* malloc'd copy of the field text (sp_result_clear frees it) */
+    int64_t vf_text_len;
     int64_t rows;              /* rows written */
     int64_t first_nfields;     /* probe: fields of the first data row, -1 if none */
     int64_t consumed;          /* byte offset where parsing stopped */

@@ -208,11 +208,33 @@ int sp_parse_parallel(const sp_options *o, sp_result *r, int nthreads)
     for (int i = 0; i < n; i++) {
         sp_result *cr = &ch[i].r;
         r->f16_overflow |= cr->f16_overflow;
+        if (r->int_via_float == 0 && cr->int_via_float) {   /* the first in file order */
+            const int64_t lines_before = sp_count_lines(b, ch[i].start, SP_LINES_UNIVERSAL) - 1;
+            r->int_via_float = rows + cr->int_via_float;
+            r->vf_row = rows + cr->vf_row;
+            r->vf_field = cr->vf_field;
+            r->vf_out = cr->vf_out;
+            r->vf_nfields = cr->vf_nfields;
+            r->vf_offset = ch[i].start + cr->vf_offset;
+            r->vf_line = lines_before + cr->vf_line;
+            r->vf_text = cr->vf_text;
+            r->vf_text_len = cr->vf_text_len;
+            cr->vf_text = NULL;   /* ownership moves to r */
+        }
         if (cr->status != SP_OK) {
             st = cr->status;
-            const int f16 = r->f16_overflow;   /* earlier chunks' overflows stay reported */
+            sp_result vf = *r;                   /* earlier chunks' reports stay reported */
             *r = *cr;
-            r->f16_overflow = f16;
+            r->f16_overflow = vf.f16_overflow;
+            r->int_via_float = vf.int_via_float;
+            r->vf_row = vf.vf_row;
+            r->vf_field = vf.vf_field;
+            r->vf_out = vf.vf_out;
+            r->vf_nfields = vf.vf_nfields;
+            r->vf_offset = vf.vf_offset;
+            r->vf_line = vf.vf_line;
+            r->vf_text = vf.vf_text;
+            r->vf_text_len = vf.vf_text_len;
             cr->err_text = NULL;   /* ownership moves to r */
             r->err_offset += ch[i].start;
             r->err_line += sp_count_lines(b, ch[i].start, SP_LINES_UNIVERSAL) - 1;
