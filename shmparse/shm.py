@@ -195,6 +195,32 @@ def _release_name(name: str, pid: int) -> None:
         _unlink_quiet(name)
 
 
+_exit_hook_pid = 0
+
+
+def _join_queue_feeders_at_exit() -> None:
+    """At exit, before the owners' finalisers: multiprocessing's own exit work, which joins
+    the threads that pickle what was put on a Queue.  An array handed over and put on a
+    Queue is pickled by such a thread, and its pickle carries the ownership away; from Python
+    3.12 on, a spawn or forkserver child runs that exit work only from atexit, where the
+    owners' finalisers (weakref.finalize's atexit hook, registered later) would run first and
+    remove a segment still waiting to be sent.  multiprocessing's exit work runs once."""
+    util = sys.modules.get("multiprocessing.util")
+    exit_function = getattr(util, "_exit_function", None)
+    if exit_function is not None:
+        exit_function()
+
+
+def _hook_exit() -> None:
+    """Registers _join_queue_feeders_at_exit after weakref.finalize's atexit hook (so that it
+    runs before it), once per process."""
+    global _exit_hook_pid
+    if _exit_hook_pid != os.getpid():
+        _exit_hook_pid = os.getpid()
+        import atexit
+        atexit.register(_join_queue_feeders_at_exit)
+
+
 # -- the handle -----------------------------------------------------------------
 class SharedHandle(NamedTuple):
     """What crosses a process boundary: enough to map the same bytes again.
@@ -300,6 +326,7 @@ class SharedArray:
     def _adopt(self) -> None:
         self._pid = os.getpid()
         self._owner = weakref.finalize(self, _release_name, self._name, self._pid)
+        _hook_exit()   # (after the finalize: weakref's own atexit hook is registered by now)
 
     # -- constructors ------------------------------------------------------------
     @classmethod

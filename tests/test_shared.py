@@ -255,6 +255,33 @@ def test_round_trips_across_processes(method, tmp_path):
     assert r.stderr == "", r.stderr
 
 
+def _put_handed_over(q):
+    sa = SharedArray.create((7,), "i4")
+    sa.array[:] = np.arange(7)
+    q.put(sa.handover())     # pickled later, by the Queue's feeder thread; the child exits now
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_queue_put_just_before_a_child_exits(method):
+    """A child puts a handed-over array on a Queue and returns at once.  Its exit must wait
+    for the Queue's feeder to pickle (and so hand over) the array before the owner's
+    finaliser runs: from Python 3.13 a spawn/forkserver child runs multiprocessing's exit work
+    only from atexit, after weakref.finalize's hook (before the fix: about half the arrays
+    arrived as 'its owner already removed it')."""
+    if method not in mp.get_all_start_methods():
+        pytest.skip(f"start method {method} is not available on this platform")
+    ctx = mp.get_context(method)
+    for _ in range(8):
+        q = ctx.Queue()
+        p = ctx.Process(target=_put_handed_over, args=(q,))
+        p.start()
+        got = q.get(timeout=60)
+        p.join(60)
+        assert p.exitcode == 0
+        assert got.owner and got.array.tolist() == list(range(7))
+        got.close()
+
+
 def _hold_segment(conn):
     sa = shmparse.loadtxt(io.StringIO(seed_text(100)), dtype=SEED, delimiter="\t", shared=True)
     conn.send(sa.name)
