@@ -15,6 +15,9 @@ import numpy as np
 
 from . import _core
 
+# numpy's message for subarray dtypes lost a space ("You canput") until numpy 2.5 put it back
+_CAN_PUT = " " if np.lib.NumpyVersion(np.__version__) >= "2.5.0.dev0" else ""
+
 
 class Unsupported(Exception):
     """The compiled engine does not handle this; the message names the feature."""
@@ -121,7 +124,7 @@ def make_plan(dtype: np.dtype) -> Plan:
     """Raises TypeError exactly where numpy does, Unsupported for the fallback."""
     if dtype.subdtype is not None:
         raise TypeError(
-            "file reader does not support subarray dtypes.  You can"
+            "file reader does not support subarray dtypes.  You can" + _CAN_PUT +
             "put the dtype into a structured one using "
             "`np.dtype(('name', dtype))` to avoid this limitation.")
     if dtype.names is None:

@@ -47,7 +47,7 @@ import pytest
 
 import shmparse
 from shmparse import ParseError, pool, shm
-from shmparse._loadtxt import _numpy_loadtxt
+from shmparse._loadtxt import _INT_VIA_FLOAT, _numpy_loadtxt
 from shmparse.__main__ import main
 
 from ._compare import FORMS, _call, assert_same_array, make_input
@@ -1070,7 +1070,10 @@ def test_integer_limits_in_a_big_file(tmp_path, via):
             f",{lim[3][1]},", f",{lim[3][1] + 1},", 1)
     path = _file(tmp_path, "".join(rows).encode(), "over.txt")
     _, err = _expect_numpy(lambda: path, via, isolate=True, delimiter=",", dtype=dt)
-    assert isinstance(err, ParseError) and err.line == 35_001 and err.column == 4
+    if _INT_VIA_FLOAT:   # numpy < 2.3 reads the value via a float (and warns), as we do
+        assert err is None
+    else:
+        assert isinstance(err, ParseError) and err.line == 35_001 and err.column == 4
 
 
 # == 14. files truncated in the middle of a gzip stream ======================================
