@@ -199,16 +199,24 @@ _exit_hook_pid = 0
 
 
 def _join_queue_feeders_at_exit() -> None:
-    """At exit, before the owners' finalisers: multiprocessing's own exit work, which joins
-    the threads that pickle what was put on a Queue.  An array handed over and put on a
-    Queue is pickled by such a thread, and its pickle carries the ownership away; from Python
-    3.12 on, a spawn or forkserver child runs that exit work only from atexit, where the
-    owners' finalisers (weakref.finalize's atexit hook, registered later) would run first and
-    remove a segment still waiting to be sent.  multiprocessing's exit work runs once."""
+    """At exit, before the owners' finalisers: close and join the threads that pickle what
+    was put on a multiprocessing Queue (what multiprocessing's own exit work does for them,
+    and only that).  An array handed over and put on a Queue is pickled by such a thread, and
+    its pickle carries the ownership away.  From Python 3.13 on, a spawn or forkserver child
+    runs multiprocessing's exit work only from atexit, where the owners' finalisers
+    (weakref.finalize's atexit hook, registered later) would run first and remove a segment
+    still waiting to be sent.  Each Queue finaliser runs once, whoever calls it first."""
     util = sys.modules.get("multiprocessing.util")
-    exit_function = getattr(util, "_exit_function", None)
-    if exit_function is not None:
-        exit_function()
+    queues = sys.modules.get("multiprocessing.queues")
+    try:
+        mine = (queues.Queue._finalize_close, queues.Queue._finalize_join)  # type: ignore
+        fins = [f for f in list(util._finalizer_registry.values())      # type: ignore
+                if getattr(f, "_callback", None) in mine]
+        fins.sort(key=lambda f: -f._key[0])     # close (priority 10) before join (-5)
+    except AttributeError:                      # not loaded, or another multiprocessing
+        return
+    for f in fins:
+        f()
 
 
 def _hook_exit() -> None:
