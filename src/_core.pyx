@@ -64,14 +64,17 @@ cdef extern from "sp_engine.h" nogil:
         int64_t capacity
         int64_t row_size
 
+    ctypedef struct sp_field_ref:
+        int64_t row, field, out, nfields, offset, line
+        sp_byte *text
+        int64_t text_len
+
     ctypedef struct sp_result:
         int status
         int finished
         int f16_overflow
         int64_t int_via_float
-        int64_t vf_row, vf_field, vf_out, vf_nfields, vf_offset, vf_line
-        sp_byte *vf_text
-        int64_t vf_text_len
+        sp_field_ref vf
         int64_t rows
         int64_t first_nfields
         int64_t consumed
@@ -343,10 +346,10 @@ def parse(buf, *, int lines=SP_LINES_UNIVERSAL, seg_ends=None, bint final=True,
         if r.int_via_float:
             # numpy's conversion error for this field, should its warning be made an error
             out["via_float"] = dict(
-                status=SP_ERR_CONVERT, err_row=r.vf_row, err_field=r.vf_field,
-                err_out=r.vf_out, err_nfields=r.vf_nfields, err_offset=r.vf_offset,
-                err_line=r.vf_line,
-                err_text=(<char *>r.vf_text)[:r.vf_text_len] if r.vf_text != NULL else b"")
+                status=SP_ERR_CONVERT, err_row=r.vf.row, err_field=r.vf.field,
+                err_out=r.vf.out, err_nfields=r.vf.nfields, err_offset=r.vf.offset,
+                err_line=r.vf.line,
+                err_text=(<char *>r.vf.text)[:r.vf.text_len] if r.vf.text != NULL else b"")
         if r.status != SP_OK and r.status != SP_NEED_MORE:
             out.update(err_row=r.err_row, err_field=r.err_field, err_out=r.err_out,
                        err_nfields=r.err_nfields, err_usecol=r.err_usecol,

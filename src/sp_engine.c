@@ -1737,14 +1737,11 @@ int sp_parse(const sp_options *o, sp_result *r)
             if (SP_UNLIKELY(g.via_float)) {
                 g.via_float = 0;
                 if (r->int_via_float == 0) {
+                    const sp_field_ref vf = {row_count + o->row_base, col, i, nf, g.fin[col],
+                                             sp_line_of(&g, g.fin[col]), NULL, 0};
                     r->int_via_float = row_count + 1;
-                    r->vf_row = row_count + o->row_base;
-                    r->vf_field = col;
-                    r->vf_out = i;
-                    r->vf_nfields = nf;
-                    r->vf_offset = g.fin[col];
-                    r->vf_line = sp_line_of(&g, g.fin[col]);
-                    sp_copy_text(&r->vf_text, &r->vf_text_len, fs, fe);
+                    r->vf = vf;
+                    sp_copy_text(&r->vf.text, &r->vf.text_len, fs, fe);
                 }
             }
             if (SP_UNLIKELY(rc != 0)) {
@@ -1790,9 +1787,9 @@ void sp_result_clear(sp_result *r)
     free(r->err_text);
     r->err_text = NULL;
     r->err_text_len = 0;
-    free(r->vf_text);
-    r->vf_text = NULL;
-    r->vf_text_len = 0;
+    free(r->vf.text);
+    r->vf.text = NULL;
+    r->vf.text_len = 0;
 }
 
 /* Sum of the 8 byte lanes of x (each <= 255). */

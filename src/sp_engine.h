@@ -83,17 +83,21 @@ typedef struct {
     int64_t row_size;          /* bytes per row in dest */
 } sp_options;
 
+/* A field, where sp_result reports one (see int_via_float). */
+typedef struct {
+    int64_t row, field, out, nfields, offset, line;   /* as err_row ... err_line below */
+    sp_byte *text;             /* malloc'd copy of the field text (sp_result_clear frees it) */
+    int64_t text_len;
+} sp_field_ref;
+
 typedef struct {
     int status;
     int finished;              /* the whole input was consumed */
     int f16_overflow;          /* a finite value became inf in a float16 column */
     int64_t int_via_float;     /* first row with an integer read via a float (int_via_float):
-                                  rows before it + 1, or 0; the field, as err_* below
-                                  describe an error (numpy raises there when its warning is
-                                  made an error) */
-    int64_t vf_row, vf_field, vf_out, vf_nfields, vf_offset, vf_line;
-    sp_byte *vf_text;          /* malloc'd copy of the field text (sp_result_clear frees it) */
-    int64_t vf_text_len;
+                                  rows before it + 1, or 0 */
+    sp_field_ref vf;           /* its field (numpy raises there when its warning is made an
+                                  error) */
     int64_t rows;              /* rows written */
     int64_t first_nfields;     /* probe: fields of the first data row, -1 if none */
     int64_t consumed;          /* byte offset where parsing stopped */
