@@ -268,10 +268,16 @@ SP_INLINE uint64_t sp_digits_value(uint64_t x, int n)
     return x;
 }
 
+/* Flags (high bits) of the bytes of x = word ^ 0x30..30 that are not digits. */
+SP_INLINE uint64_t sp_nondigits(uint64_t x)
+{
+    return ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;
+}
+
 /* Leading digit bytes of x = word ^ 0x30..30: 0..7, or 8 when all eight are digits. */
 SP_INLINE int sp_digit_run(uint64_t x)
 {
-    const uint64_t nd = ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;
+    const uint64_t nd = sp_nondigits(x);
     return nd ? (int)(__builtin_ctzll(nd) >> 3) : 8;
 }
 
@@ -1096,12 +1102,6 @@ SP_INLINE uint64_t sp_low_bytes(int n)
     return ~UINT64_C(0) >> (64 - 8 * n);
 }
 
-/* Flags (high bits) of the bytes of x = word ^ 0x30..30 that are not digits. */
-SP_INLINE uint64_t sp_nondigits(uint64_t x)
-{
-    return ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;
-}
-
 /* The integer b[s, e): an optional sign and 1..16 digits; 0 if it is not that. */
 SP_INLINE int sp_span_int(const sp_byte *b, int64_t s, int64_t e, int *neg, uint64_t *val)
 {
@@ -1384,12 +1384,6 @@ static void sp_copy_text(sp_byte **text, int64_t *len, const sp_byte *s, const s
         memcpy(*text, s, n);
         *len = (int64_t)n;
     }
-}
-
-static void sp_set_err_text(sp_engine *g, sp_result *r, const sp_byte *s, const sp_byte *e)
-{
-    sp_copy_text(&r->err_text, &r->err_text_len, s, e);
-    (void)g;
 }
 
 /* (T)d for an integer type T as numpy's compiled C code computes it, where C leaves it
@@ -1752,7 +1746,7 @@ int sp_parse(const sp_options *o, sp_result *r)
                 r->err_nfields = nf;
                 r->err_offset = g.fin[col];
                 r->err_line = sp_line_of(&g, g.fin[col]);
-                sp_set_err_text(&g, r, fs, fe);
+                sp_copy_text(&r->err_text, &r->err_text_len, fs, fe);
                 goto done;
             }
         }

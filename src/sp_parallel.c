@@ -208,12 +208,16 @@ int sp_parse_parallel(const sp_options *o, sp_result *r, int nthreads)
     for (int i = 0; i < n; i++) {
         sp_result *cr = &ch[i].r;
         r->f16_overflow |= cr->f16_overflow;
+        /* lines before this chunk, counted only when a report from it needs them */
+        const int64_t lines_before = (cr->status != SP_OK ||
+                                      (r->int_via_float == 0 && cr->int_via_float))
+                                     ? sp_count_lines(b, ch[i].start, SP_LINES_UNIVERSAL) - 1 : 0;
         if (r->int_via_float == 0 && cr->int_via_float) {   /* the first in file order */
             r->int_via_float = rows + cr->int_via_float;
             r->vf = cr->vf;
             r->vf.row += rows;
             r->vf.offset += ch[i].start;
-            r->vf.line += sp_count_lines(b, ch[i].start, SP_LINES_UNIVERSAL) - 1;
+            r->vf.line += lines_before;
             cr->vf.text = NULL;   /* ownership moves to r */
         }
         if (cr->status != SP_OK) {
@@ -225,7 +229,7 @@ int sp_parse_parallel(const sp_options *o, sp_result *r, int nthreads)
             r->vf = before.vf;
             cr->err_text = NULL;   /* ownership moves to r */
             r->err_offset += ch[i].start;
-            r->err_line += sp_count_lines(b, ch[i].start, SP_LINES_UNIVERSAL) - 1;
+            r->err_line += lines_before;
             if (st == SP_ERR_CONVERT || st == SP_ERR_TRUNCATE || st == SP_ERR_NCOLS ||
                     st == SP_ERR_USECOL) {
                 r->err_row += rows;
