@@ -8,8 +8,15 @@ import os
 import sys
 
 import numpy as np
+import setuptools
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+
+# pyproject.toml's `license = "BSD-3-Clause"` (an SPDX expression) needs setuptools 77: older
+# ones stop with a schema error that does not say so.  (pip's isolated builds fetch it.)
+if int(setuptools.__version__.split(".")[0]) < 77:
+    sys.exit(f"shmparse's build needs setuptools >= 77 (this is {setuptools.__version__}): "
+             "pip install 'setuptools>=77'")
 
 debug = os.environ.get("SHMPARSE_DEBUG") == "1"
 sanitize = os.environ.get("SHMPARSE_SANITIZE") == "1"

@@ -30,7 +30,7 @@ LOGS=$WORK/reports
 mkdir -p "$TREE" "$LOGS" "$WORK/canary-reports"
 say() { printf '\n== sanitize: %s\n' "$*"; }
 
-"$PY" - <<'PY' || { echo "sanitize: $PY lacks a build or test dependency (pip install Cython setuptools pytest hypothesis h5py)" >&2; exit 2; }
+"$PY" - <<'PY' || { echo "sanitize: $PY lacks a build or test dependency (pip install Cython "setuptools>=77" pytest hypothesis h5py)" >&2; exit 2; }
 import Cython, numpy, setuptools, pytest, hypothesis, h5py  # noqa: F401
 PY
 
