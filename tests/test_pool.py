@@ -273,6 +273,35 @@ def _reaped(pid):
         return True
 
 
+def _group_state(pgid):
+    """pid, state and kernel wait channel of every process in the group ``pgid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            with open(f"/proc/{entry}/wchan") as f:
+                wchan = f.read().strip()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+        except (OSError, IndexError, ValueError):
+            continue
+        found.append(f"{entry} {fields[0]} {wchan or '-'} {cmd}")
+    return "; ".join(found) or "empty"
+
+
+def _reap_orphan(pid):
+    """Wait (up to 5 s) for a killed process that is not our child to be gone."""
+    for _ in range(100):
+        if _reaped(pid):
+            return
+        time.sleep(0.05)
+
+
 def test_killed_worker_raises_worker_crashed_and_is_replaced(loader, seed_files, tmp_path):
     fifo = tmp_path / "stuck.tsv"
     os.mkfifo(fifo)                     # a worker opening it blocks: mid-parse, for sure
@@ -338,8 +367,9 @@ def test_worker_died_while_idle_is_replaced_quietly(seed_files):
 
 
 CTRL_C = textwrap.dedent("""
-    import os, sys, time, shmparse
+    import faulthandler, os, signal, sys, time, shmparse
     if __name__ == "__main__":
+        faulthandler.register(signal.SIGUSR1, all_threads=True)   # the test's report of a hang
         fifos = sys.argv[1:]
         with shmparse.Loader(2, start_method=os.environ["METHOD"]) as ld:
             print(" ".join(str(w.proc.pid) for w in ld._pool), flush=True)
@@ -368,7 +398,25 @@ def test_ctrl_c_stops_the_workers_promptly(tmp_path, method):
     time.sleep(3 if method != "fork" else 0.5)   # both workers blocked opening their FIFO
     t0 = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)     # what a terminal's Ctrl-C does: the whole group
-    out, err = proc.communicate(timeout=30)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        # a hang: say where everyone is, then leave no process behind
+        try:
+            os.kill(proc.pid, signal.SIGUSR1)      # the script's threads' stacks, to stderr
+        except ProcessLookupError:
+            pass
+        time.sleep(1)
+        state = _group_state(proc.pid)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = proc.communicate()
+        for pid in pids:
+            _reap_orphan(pid)
+        pytest.fail(f"still running 30 s after Ctrl-C; the process group: {state}\n"
+                    f"stdout: {out!r}\nstderr (ends): {err[-4000:]}")
     elapsed = time.monotonic() - t0
     assert "interrupted" in out and "KeyboardInterrupt" in err
     assert elapsed < 5, f"took {elapsed:.1f} s to stop"
