@@ -100,6 +100,7 @@ def _reserve(fd: int, start: int, length: int) -> None:
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23 if sys.platform.startswith("linux")
                                else None)
 _populate_works = _MADV_POPULATE_WRITE is not None
+_populate_probed = False
 _MADV_HUGEPAGE = getattr(mmap, "MADV_HUGEPAGE", None)
 _HUGE = 2 << 20
 
@@ -113,9 +114,12 @@ def _populate(mm: mmap.mmap, start: int, length: int) -> bool:
     segment's inode lock, so workers filling slices of one segment do it in parallel.
     Returns False where the kernel lacks it (the caller reserves with ``_reserve``);
     ``ShmCapacityError`` when /dev/shm has no room.  Data already there is left as it is."""
-    global _populate_works
+    global _populate_works, _populate_probed
     if length <= 0:
         return True
+    if not _populate_probed:
+        _populate_probed = True
+        _populate_works = _populate_works and _populate_reserves()
     if not _populate_works:
         return False
     page = mmap.PAGESIZE
@@ -135,6 +139,35 @@ def _populate(mm: mmap.mmap, start: int, length: int) -> bool:
             return False
         raise
     return True
+
+
+def _populate_reserves() -> bool:
+    """Whether MADV_POPULATE_WRITE really gives a tmpfs file its pages here (once a process).
+
+    A kernel older than 5.14 refuses it (EINVAL, handled in _populate), but an emulator may
+    accept it and do nothing (qemu-user does): the pages would then not be reserved and a full
+    /dev/shm would SIGBUS a later write.  Probed on a 64 KiB memfd (not in /dev/shm, gone with
+    its descriptor)."""
+    create = getattr(os, "memfd_create", None)
+    if create is None:
+        return True      # (Linux has it; elsewhere there is no MADV_POPULATE_WRITE anyway)
+    size = 16 * mmap.PAGESIZE
+    try:
+        fd = create("shmparse-probe", getattr(os, "MFD_CLOEXEC", 1))
+    except OSError:
+        return True      # cannot tell: the first real call decides (EINVAL -> fallocate)
+    try:
+        os.ftruncate(fd, size)
+        with mmap.mmap(fd, size) as mm:
+            try:
+                mm.madvise(_MADV_POPULATE_WRITE, 0, size)
+            except OSError:
+                return False
+        return os.fstat(fd).st_blocks * 512 >= size
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def reserve_range(name: str, offset: int, length: int) -> None:

@@ -3,6 +3,7 @@ capacity.  The autouse fixture in conftest.py checks /dev/shm after every test."
 import copy
 import gzip
 import io
+import mmap
 import multiprocessing as mp
 import os
 import pickle
@@ -490,9 +491,11 @@ def test_loadtxt_shared_fills_the_segment_without_an_intermediate_array(tmp_path
 
 @pytest.mark.parametrize("populate", [True, False], ids=["madvise-populate", "fallocate"])
 def test_segment_writer_grows_and_shrinks_in_place(populate, monkeypatch):
-    if populate and not shm._populate_works:
-        pytest.skip("this kernel has no MADV_POPULATE_WRITE (Linux >= 5.14)")
+    if populate and not (shm._populate_works and shm._populate_reserves()):
+        pytest.skip("MADV_POPULATE_WRITE is missing here (Linux < 5.14) or reserves nothing "
+                    "(an emulator's no-op)")
     monkeypatch.setattr(shm, "_populate_works", populate)
+    monkeypatch.setattr(shm, "_populate_probed", True)
     w = shm.SegmentWriter(16)
     try:
         w.view()[:16] = np.arange(16, dtype=np.uint8)
@@ -572,3 +575,30 @@ def test_loadtxt_shared_ndmin_shapes(ndmin, lines):
     ref = np.loadtxt(lines, ndmin=ndmin)
     with shmparse.loadtxt(lines, ndmin=ndmin, shared=True) as sa:
         assert sa.shape == ref.shape and sa.array.tobytes() == ref.tobytes()
+
+
+def test_a_populate_that_reserves_nothing_falls_back_to_fallocate(monkeypatch):
+    """An emulator may accept MADV_POPULATE_WRITE and do nothing (qemu-user does): the probe
+    sees that, and segments are then reserved with posix_fallocate, so a full /dev/shm is
+    still a ShmCapacityError at the reservation, not a SIGBUS at a later write."""
+    real = mmap.mmap.madvise
+    calls = []
+
+    class NoOpPopulate(mmap.mmap):
+        def madvise(self, option, *args):
+            if option == shm._MADV_POPULATE_WRITE:
+                calls.append(args)
+                return None                  # "done", with no page given
+            return real(self, option, *args)
+
+    monkeypatch.setattr(shm.mmap, "mmap", NoOpPopulate)
+    assert shm._populate_reserves() is False
+    monkeypatch.setattr(shm, "_populate_probed", False)
+    monkeypatch.setattr(shm, "_populate_works", shm._MADV_POPULATE_WRITE is not None)
+    w = shm.SegmentWriter(1 << 20)
+    try:
+        assert shm._populate_probed and not shm._populate_works
+        assert os.fstat(w.fd).st_blocks * 512 >= 1 << 20, "reserved by posix_fallocate"
+    finally:
+        w.abort()
+    assert calls, "the probe asked for MADV_POPULATE_WRITE"
