@@ -381,8 +381,18 @@ def run() -> None:
     """The ``shmparse`` command: :func:`main`, then the process ends without tearing the
     interpreter down.  A normal shutdown frees every module one by one (numpy's and HDF5's
     state included: about 35 ms after a conversion) only for the OS to drop it all anyway.
-    Output is flushed and the ``atexit`` handlers run first, as in a normal exit."""
-    code = main()
+    Output is flushed and the ``atexit`` handlers run first, as in a normal exit.  A
+    ``SystemExit`` (SIGTERM's 143 after the conversion unwound; argparse's 0 or 2) ends the
+    same way: an interrupted conversion may leave a daemon thread (h5py's import) running,
+    which a teardown would then race."""
+    try:
+        code = main()
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:                            # sys.exit("message"), as the interpreter shows it
+            print(exc.code, file=sys.stderr)
+            code = 1
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -418,6 +418,10 @@ def test_gc_dry_run_lists_and_gc_removes_an_orphan(tmp_path):
 ENTRY = """
 import atexit, sys
 atexit.register(lambda: print("atexit handler ran", file=sys.stderr))
+class TornDown:
+    def __del__(self):                   # runs in an interpreter teardown, which run() skips
+        sys.stderr.write("torn down\\n")
+keep = TornDown()
 sys.argv = ["shmparse"] + sys.argv[1:]
 from shmparse.__main__ import run
 print("buffered before main", end="")    # (a pipe: block-buffered, flushed by run())
@@ -429,7 +433,9 @@ print("not reached")
 @pytest.mark.parametrize("argv, code, out", [
     (["gc", "--dry-run"], 0, "orphaned segment(s)"),
     (["convert", "missing.tsv", "-o", "x.h5", "--dtype", "i4"], 2, ""),
-], ids=["success", "usage-error"])
+    (["convert", "in.tsv"], 2, ""),            # argparse's SystemExit: no -o
+    (["--version"], 0, "shmparse"),              # argparse's SystemExit(0)
+], ids=["success", "usage-error", "argparse-error", "argparse-exit"])
 def test_command_entry_flushes_runs_atexit_and_exits_with_mains_code(tmp_path, argv, code, out):
     """The console entry skips the interpreter's teardown, not the output or the handlers."""
     r = subprocess.run([sys.executable, "-c", ENTRY, *argv], capture_output=True, text=True,
@@ -438,6 +444,7 @@ def test_command_entry_flushes_runs_atexit_and_exits_with_mains_code(tmp_path, a
     assert r.stdout.startswith("buffered before main") and out in r.stdout
     assert "not reached" not in r.stdout
     assert r.stderr.rstrip().endswith("atexit handler ran"), r.stderr
+    assert "torn down" not in r.stderr
 
 
 def test_import_is_lazy_and_the_command_keeps_openblas_to_one_thread():
