@@ -1390,8 +1390,8 @@ static void sp_copy_text(sp_byte **text, int64_t *len, const sp_byte *s, const s
  * undefined (NaN, out of range) included.  x86-64: the truncating conversions give INT_MIN
  * ("integer indefinite") there; types below 32 bits and int32/uint8/uint16 go through a 32-bit
  * conversion, int64/uint32 through a 64-bit one, uint64 subtracts 2^63 from values above it.
- * Elsewhere (AArch64): saturating conversions, NaN 0, signed or unsigned by T (not measured
- * against numpy there). */
+ * Elsewhere (AArch64): saturating conversions, NaN 0, signed or unsigned by T (checked against
+ * numpy 2.2 on AArch64 under qemu-user: tests/test_numpy_versions.py). */
 static uint64_t sp_float_to_int_bits(double d, int kind, int size)
 {
     const double two31 = 2147483648.0, two63 = 9223372036854775808.0;

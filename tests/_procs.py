@@ -3,13 +3,13 @@ import os
 
 
 def proc_stat(pid):
-    """(state, ppid) of a process, or None when it is gone."""
+    """(state, ppid, process group) of a process, or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return fields[0], int(fields[1])
+    return fields[0], int(fields[1]), int(fields[2])
 
 
 def children(pid):

@@ -19,6 +19,8 @@ import shmparse
 from shmparse import pool, shm
 from shmparse._sample import SEED_DTYPE, write_seed_file
 
+from ._procs import proc_stat
+
 pytestmark = pytest.mark.skipif(not os.path.isdir(shm.SHM_DIR), reason="needs /dev/shm (POSIX)")
 
 
@@ -266,31 +268,25 @@ def test_parse_error_in_a_worker_is_the_same_parse_error(loader, seed_files, tmp
 
 
 def _reaped(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "X"
-    except FileNotFoundError:
-        return True
+    st = proc_stat(pid)
+    return st is None or st[0] == "X"
 
 
 def _group_state(pgid):
     """pid, state and kernel wait channel of every process in the group ``pgid``."""
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        st = proc_stat(entry) if entry.isdigit() else None
+        if st is None or st[2] != pgid:
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
             with open(f"/proc/{entry}/wchan") as f:
                 wchan = f.read().strip()
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")[:120]
-        except (OSError, IndexError, ValueError):
+        except OSError:
             continue
-        found.append(f"{entry} {fields[0]} {wchan or '-'} {cmd}")
+        found.append(f"{entry} {st[0]} {wchan or '-'} {cmd}")
     return "; ".join(found) or "empty"
 
 
