@@ -4,6 +4,7 @@ Switches (environment variables):
   SHMPARSE_DEBUG=1     -O0 -g, C asserts on
   SHMPARSE_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer
 """
+import glob
 import os
 import sys
 
@@ -44,8 +45,11 @@ if sys.platform != "win32":
 
 ext = Extension(
     "shmparse._core",
-    sources=["src/_core.pyx", "src/sp_engine.c", "src/sp_convert.c", "src/sp_parallel.c"],
+    sources=["src/_core.pyx", "src/sp_engine.c", "src/sp_convert.c", "src/sp_float.c",
+             "src/sp_parallel.c"],
     include_dirs=["src", np.get_include()],
+    # a change to a header alone must rebuild the extension too
+    depends=sorted(glob.glob("src/*.h")),
     define_macros=macros,
     extra_compile_args=compile_args,
     extra_link_args=link_args,

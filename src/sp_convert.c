@@ -1,11 +1,11 @@
 /*
  * shmparse native core: field converters.  See sp_convert.h.
  *
- * Floats: a fast path for short decimals (exact when the significand fits in
- * 53 bits and the power of ten is exact: one correctly rounded IEEE
- * operation), and an exact fallback (strtod_l in the "C" locale, which glibc
- * and the BSDs implement with correct rounding) for everything else.  The
- * syntax is validated here first, so strtod only ever sees plain decimals.
+ * Floats: the syntax is validated here, the first 19 significant digits go to
+ * sp_float.c (Clinger's fast path, then Eisel-Lemire), and the rare value those
+ * leave undecided goes to the exact fallback: strtod_l in the "C" locale, which
+ * glibc and the BSDs implement with correct rounding.  strtod only ever sees
+ * plain decimals.
  */
 #define _GNU_SOURCE 1
 #include "sp_convert.h"
@@ -108,11 +108,6 @@ int sp_parse_uint64(const sp_byte *s, const sp_byte *e, int enc,
     *out = m;
     return 0;
 }
-
-const double sp_pow10[23] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
-};
 
 SP_INLINE int sp_ci_eq(const sp_byte *p, const char *lit, size_t n)
 {
@@ -304,37 +299,22 @@ int sp_parse_double(const sp_byte *s, const sp_byte *e, int enc, int underscores
     }
 
     double v;
-    if (m == 0) {
-        v = 0.0;
-    }
-    else if (!truncated && m <= (UINT64_C(1) << 53) && dexp >= -22 && dexp <= 22) {
-        v = (double)m;
-        v = dexp < 0 ? v / sp_pow10[-dexp] : v * sp_pow10[dexp];
-    }
-    else if (!truncated && m <= (UINT64_C(1) << 53) && dexp > 22 && dexp <= 22 + 16) {
-        /* m * 10**(dexp-22) may still be exact; then one more exact multiply */
-        uint64_t mm = m;
-        int64_t k = dexp - 22;
-        while (k > 0 && mm <= (UINT64_C(1) << 53) / 10u) {
-            mm *= 10u;
-            k--;
-        }
-        if (k == 0) {
-            v = (double)mm * 1e22;
-        }
-        else if (sp_exact_decimal(digits, e, &v) < 0) {
-            return -1;
+    uint64_t lo, hi;
+    if (!truncated) {
+        if (sp_decimal_to_double(m, dexp, 0, &v)) {
+            goto done;
         }
     }
-    else if ((int64_t)nd - 1 + dexp >= 309) {
-        v = INFINITY;
+    else if (sp_eisel_lemire(m, dexp, &lo) && sp_eisel_lemire(m + 1, dexp, &hi) && lo == hi) {
+        /* digits past the 19th were dropped: the value lies in (m, m + 1) * 10^dexp, and
+         * both ends round to the same double */
+        memcpy(&v, &lo, 8);
+        goto done;
     }
-    else if ((int64_t)nd + dexp < -325) {
-        v = 0.0;
-    }
-    else if (sp_exact_decimal(digits, e, &v) < 0) {
+    if (sp_exact_decimal(digits, e, &v) < 0) {
         return -1;   /* out of memory for a huge literal */
     }
+done:
     *out = neg ? -v : v;
     return 0;
 }

@@ -10,6 +10,7 @@
 #define SHMPARSE_CONVERT_H
 
 #include "sp_common.h"
+#include "sp_float.h"
 
 /* Column kinds (sp_colspec.kind). */
 enum {
@@ -25,9 +26,6 @@ enum {
 
 /* Result codes of sp_store_text (besides 0 and -1). */
 #define SP_CONV_TRUNCATED 1   /* strict mode: value longer than the field */
-
-/* Exact powers of ten, 1e0 .. 1e22 (the fast, exactly rounded float path). */
-extern const double sp_pow10[23];
 
 /* Numbers. */
 int sp_parse_int64(const sp_byte *s, const sp_byte *e, int enc,

@@ -10,6 +10,8 @@
  * first unescaped into a per-row scratch buffer.
  */
 #include "sp_engine.h"
+#include "sp_digits.h"
+#include "sp_float.h"
 
 #include <stdlib.h>
 
@@ -17,8 +19,6 @@
 #include <emmintrin.h>
 #endif
 
-#define SP_ONES UINT64_C(0x0101010101010101)
-#define SP_HIGHS UINT64_C(0x8080808080808080)
 
 /* character classes for the unquoted scan */
 enum { SP_C_PLAIN = 0, SP_C_STOP = 1, SP_C_MAYBE = 2 };
@@ -254,33 +254,6 @@ SP_INLINE void sp_store_int(sp_byte *dst, int size, int swap, uint64_t bits)
     }
 }
 
-static const uint64_t sp_upow10[9] = {
-    1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u
-};
-
-/* Value of the n (1..8) digit bytes at the low end of x = word ^ 0x30..30. */
-SP_INLINE uint64_t sp_digits_value(uint64_t x, int n)
-{
-    x <<= 8 * (8 - n);
-    x = (x * 10u + (x >> 8)) & UINT64_C(0x00FF00FF00FF00FF);
-    x = (x * 100u + (x >> 16)) & UINT64_C(0x0000FFFF0000FFFF);
-    x = (x * 10000u + (x >> 32)) & UINT64_C(0x00000000FFFFFFFF);
-    return x;
-}
-
-/* Flags (high bits) of the bytes of x = word ^ 0x30..30 that are not digits. */
-SP_INLINE uint64_t sp_nondigits(uint64_t x)
-{
-    return ((x + UINT64_C(0x7676767676767676)) | x) & SP_HIGHS;
-}
-
-/* Leading digit bytes of x = word ^ 0x30..30: 0..7, or 8 when all eight are digits. */
-SP_INLINE int sp_digit_run(uint64_t x)
-{
-    const uint64_t nd = sp_nondigits(x);
-    return nd ? (int)(__builtin_ctzll(nd) >> 3) : 8;
-}
-
 /*
  * Up to 8 digits at b[p..] without a branch per digit: returns how many
  * leading bytes are digits (clamped to lim - p) and their value in *val.
@@ -426,17 +399,7 @@ SP_INLINE int64_t sp_fused_float(const sp_byte *b, int64_t blen, int64_t p, int6
         dexp += eneg ? -ex : ex;
     }
     double v;
-    if (m == 0) {
-        v = 0.0;
-    }
-    else if (m <= (UINT64_C(1) << 53) && dexp >= -22 && dexp <= 22) {
-        v = (double)m;
-        v = dexp < 0 ? v / sp_pow10[-dexp] : v * sp_pow10[dexp];
-    }
-    else {
-        return -1;
-    }
-    if (neg) v = -v;
+    if (!sp_decimal_to_double(m, dexp, neg, &v)) return -1;
     sp_store_float(cs, v, dst);
     return p;
 }
@@ -802,7 +765,7 @@ SP_INLINE int64_t sp_quick_float_k(const sp_byte *b, int64_t len, int64_t p, sp_
     const uint64_t w = sp_quick_word(b, p, &neg, &sg);
     const uint64_t x = w ^ UINT64_C(0x3030303030303030);
     const int n1 = sp_digit_run(x);
-    if (n1 == 8) return -1;
+    if (n1 == 8) goto full;
     uint64_t m = n1 ? sp_digits_value(x, n1) : 0;
     int64_t q = p + sg + n1;
     sp_byte t = (sp_byte)(w >> (8 * n1));
@@ -812,15 +775,26 @@ SP_INLINE int64_t sp_quick_float_k(const sp_byte *b, int64_t len, int64_t p, sp_
         memcpy(&w2, b + q + 1, 8);                 /* q + 9 <= p + 17 < len */
         const uint64_t x2 = w2 ^ UINT64_C(0x3030303030303030);
         n2 = sp_digit_run(x2);
-        if (n2 == 8) return -1;
+        if (n2 == 8) goto full;
         if (n2) m = m * sp_upow10[n2] + sp_digits_value(x2, n2);
         q += 1 + n2;
         t = (sp_byte)(w2 >> (8 * n2));
     }
-    if (n1 + n2 == 0 || t == 'e' || t == 'E') return -1;
+    if (t == 'e' || t == 'E') goto full;
+    if (n1 + n2 == 0) return -1;
     *term = t;
     sp_store_float_k(kind, swap, sp_decimal_value(m, n2, neg), dst);
     return q;
+full: {
+        /* more digits or an exponent: the full fast syntax (sp_float_scan) */
+        if (p + SP_FLOAT_SCAN_READ > len) return -1;
+        double v;
+        const int64_t r = sp_float_scan(b, p, &v);
+        if (r < 0) return -1;
+        *term = b[r];
+        sp_store_float_k(kind, swap, v, dst);
+        return r;
+    }
 }
 
 SP_INLINE int64_t sp_quick_float(const sp_byte *b, int64_t len, int64_t p, const sp_colspec *cs,
@@ -1096,11 +1070,6 @@ SP_INLINE int64_t sp_span_next(sp_span *s)
     return e;
 }
 
-/* Byte mask of the low n (1..8) bytes. */
-SP_INLINE uint64_t sp_low_bytes(int n)
-{
-    return ~UINT64_C(0) >> (64 - 8 * n);
-}
 
 /* The integer b[s, e): an optional sign and 1..16 digits; 0 if it is not that. */
 SP_INLINE int sp_span_int(const sp_byte *b, int64_t s, int64_t e, int *neg, uint64_t *val)
@@ -1134,30 +1103,35 @@ SP_INLINE int sp_span_float(const sp_byte *b, int64_t s, int64_t e, double *v)
     const int neg = (c0 == '-');
     const int64_t d = s + (neg | (c0 == '+'));
     const int64_t n = e - d;
-    if (n < 1 || n > 15) return 0;
+    if (n < 1 || n > 15) goto full;
     uint64_t w;
     memcpy(&w, b + d, 8);
     const uint64_t x = w ^ UINT64_C(0x3030303030303030);
     const int n1 = sp_digit_run(x);
-    if (n1 > 7) return 0;
+    if (n1 > 7) goto full;
     uint64_t m = n1 ? sp_digits_value(x, n1) : 0;
     if (n1 >= n) {                               /* digits only */
-        if (n > 7) return 0;
+        if (n > 7) goto full;
         *v = sp_decimal_value(m, 0, neg);
         return 1;
     }
-    if (((x >> (8 * n1)) & 0xFF) != ('.' ^ 0x30)) return 0;   /* byte n1 < n of the field */
+    if (((x >> (8 * n1)) & 0xFF) != ('.' ^ 0x30)) goto full;   /* byte n1 < n of the field */
     const int n2 = (int)(n - n1 - 1);
-    if (n2 > 7 || n1 + n2 == 0) return 0;
+    if (n2 > 7) goto full;
+    if (n1 + n2 == 0) return 0;
     if (n2) {
         uint64_t x2;
         memcpy(&x2, b + d + n1 + 1, 8);
         x2 ^= UINT64_C(0x3030303030303030);
-        if (sp_nondigits(x2) & sp_low_bytes(n2)) return 0;
+        if (sp_nondigits(x2) & sp_low_bytes(n2)) goto full;
         m = m * sp_upow10[n2] + sp_digits_value(x2, n2);
     }
     *v = sp_decimal_value(m, n2, neg);
     return 1;
+full:
+    /* longer, or an exponent: the full fast syntax, which must end exactly at e
+     * (s + SP_FLOAT_SCAN_READ <= the span limit + 64 < the input's length) */
+    return sp_float_scan(b, s, v) == e;
 }
 
 /* Span rows from p into dest, up to room; returns the rows written, *np where they end (the

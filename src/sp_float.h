@@ -1,0 +1,261 @@
+/*
+ * shmparse native core: decimal text -> double, correctly rounded (round half to even).
+ *
+ * A decimal w * 10^q with w < 2^64 (up to 19 significant digits, what np.savetxt's '%.18e',
+ * repr() and '%.15g' write) is converted without strtod:
+ *  - Clinger's fast path when w <= 2^53 and |q| <= 22: one correctly rounded IEEE operation
+ *    on two exact doubles;
+ *  - otherwise the Eisel-Lemire method (D. Lemire, "Number Parsing at a Gigabyte per Second",
+ *    2021): w, normalised, times a 128-bit truncated power of five (src/sp_pow5_table.h,
+ *    made by scripts/gen_pow5.py), the error of the truncation bounded, and the rounding
+ *    decided from the product's bits unless that error could change it.  Then the caller
+ *    takes an exact slow path (strtod_l in sp_convert.c).  See sp_float.c for the bounds.
+ *
+ * sp_float_scan reads a float field eight digits at a time; float32 and float16 columns
+ * take the double and cast it, as numpy does.
+ */
+#ifndef SHMPARSE_FLOAT_H
+#define SHMPARSE_FLOAT_H
+
+#include "sp_common.h"
+#include "sp_digits.h"
+
+/* Exact powers of ten, 1e0 .. 1e22 (Clinger's fast path). */
+extern const double sp_pow10[23];
+
+/* 10^k for k = 0..19 as integers. */
+extern const uint64_t sp_u64pow10[20];
+
+/* The tables (src/sp_pow5_table.h, made by scripts/gen_pow5.py): 5^q = T' * 2^e with
+ * T = {hi, lo} = floor(T') in [2^127, 2^128), for q in [SP_POW5_QMIN, SP_POW5_QMAX]. */
+#define SP_POW5_QMIN (-342)
+#define SP_POW5_QMAX 308
+extern const uint64_t sp_pow5_t[SP_POW5_QMAX - SP_POW5_QMIN + 1][2];
+extern const int16_t sp_pow5_e[SP_POW5_QMAX - SP_POW5_QMIN + 1];
+
+/*
+ * w * 10^q correctly rounded to the nearest double, its bits (sign clear) into *bits: 1.
+ * 0 when the truncated power of five leaves the rounding undecided (about one value in
+ * 2^60 of random data, and exact halfway cases with q < 0 or q > 55): the caller takes an
+ * exact slow path.  Any q: below 10^-342 is 0, above 10^308 is inf.  The method and its
+ * error bound: see the comment at the top of sp_float.c.
+ */
+#define SP_INF_BITS UINT64_C(0x7FF0000000000000)
+
+#if defined(__SIZEOF_INT128__)
+
+typedef unsigned __int128 sp_u128;
+
+SP_INLINE int sp_eisel_lemire(uint64_t w, int64_t q, uint64_t *bits)
+{
+    if (w == 0 || q < SP_POW5_QMIN) {
+        *bits = 0;
+        return 1;
+    }
+    if (q > SP_POW5_QMAX) {
+        *bits = SP_INF_BITS;
+        return 1;
+    }
+    const int lz = __builtin_clzll(w);
+    const uint64_t wn = w << lz;
+    const uint64_t *t = sp_pow5_t[q - SP_POW5_QMIN];
+    /* P = wn * (t[0] * 2^64 + t[1]) = H * 2^64 + L */
+    const sp_u128 ph = (sp_u128)wn * t[0];
+    const sp_u128 pl = (sp_u128)wn * t[1];
+    const uint64_t L = (uint64_t)pl;
+    const uint64_t mid = (uint64_t)ph + (uint64_t)(pl >> 64);
+    const uint64_t high = (uint64_t)(ph >> 64) + (mid < (uint64_t)ph);
+    const sp_u128 H = ((sp_u128)high << 64) | mid;
+    const int top = (int)(high >> 63);                   /* H's leading bit: 126 + top */
+    const int64_t u = 64 + (int64_t)sp_pow5_e[q - SP_POW5_QMIN] + q - lz;   /* H's unit: 2^u */
+    const int64_t E = 126 + top + u;                     /* V's leading bit (before rounding) */
+    const int exact = (q >= 0 && q <= 55);               /* T = T': P is the value */
+    if (SP_LIKELY(E >= -1022)) {
+        /* a normal result: the 53 bits kept are high's top bits, sh = 74 + top >= 64, so
+         * the remainder R is (high's low sh - 64 bits, mid) and half is a bit of high */
+        const int k = 10 + top;                          /* sh - 64 */
+        const uint64_t M0 = high >> k;
+        const uint64_t Rhi = high & ((UINT64_C(1) << k) - 1);
+        const uint64_t halfhi = UINT64_C(1) << (k - 1);
+        int up;
+        if (Rhi < halfhi) {                              /* R < half */
+            /* R = half - 1 with L > 0: R' may reach half */
+            if (!exact && Rhi == halfhi - 1 && mid == ~UINT64_C(0) && L != 0) return 0;
+            up = 0;
+        }
+        else if (Rhi == halfhi && mid == 0 && L == 0) {  /* R = half, nothing below */
+            if (!exact) return 0;
+            up = (int)(M0 & 1);                          /* a tie: to even */
+        }
+        else {
+            up = 1;                                      /* R > half, or R = half and L > 0 */
+        }
+        if (E + 1023 > 2046) {
+            *bits = SP_INF_BITS;
+            return 1;
+        }
+        /* M0 + up in [2^52, 2^53]: its leading bit lands in the exponent field (2^53: one
+         * more, up to inf) */
+        *bits = ((uint64_t)(E + 1022) << 52) + M0 + (uint64_t)up;
+        return 1;
+    }
+    /* a subnormal result (or 0): the ulp is 2^-1074 */
+    const int64_t sh = -1074 - u;                        /* > 74 + top: H's bits below it */
+    if (sh >= 129) {
+        /* below 2^-1075 (or at most 2 units of H above it): 0 unless it might round up */
+        if (sh > 129 || H <= ~(sp_u128)0 - 2) {
+            *bits = 0;
+            return 1;
+        }
+        return 0;
+    }
+    const sp_u128 M0 = sh == 128 ? 0 : H >> sh;
+    const sp_u128 R = sh == 128 ? H : H & (((sp_u128)1 << sh) - 1);
+    const sp_u128 half = (sp_u128)1 << (sh - 1);
+    int up;
+    if (exact) {
+        up = R > half || (R == half && (L != 0 || (M0 & 1)));
+    }
+    else if (R < half - 1 || (R == half - 1 && L == 0)) {
+        up = 0;
+    }
+    else if (R > half || (R == half && L != 0)) {
+        up = 1;
+    }
+    else {
+        return 0;
+    }
+    /* exponent field 0; M0 + up = 2^52 is the smallest normal, as encoded */
+    *bits = (uint64_t)M0 + (uint64_t)up;
+    return 1;
+}
+
+#else   /* no 128-bit integers: every case goes to the exact slow path */
+
+SP_INLINE int sp_eisel_lemire(uint64_t w, int64_t q, uint64_t *bits)
+{
+    (void)w;
+    (void)q;
+    (void)bits;
+    return 0;
+}
+
+#endif
+
+
+/* (neg ? -1 : 1) * w * 10^q, correctly rounded, into *out: 1, or 0 when undecided. */
+SP_INLINE int sp_decimal_to_double(uint64_t w, int64_t q, int neg, double *out)
+{
+    double v;
+    if (w == 0) {
+        v = 0.0;
+    }
+    else if (w <= (UINT64_C(1) << 53) && q >= -22 && q <= 22) {
+        v = (double)w;
+        v = q < 0 ? v / sp_pow10[-q] : v * sp_pow10[q];
+    }
+    else {
+        uint64_t bits;
+        if (!sp_eisel_lemire(w, q, &bits)) return 0;
+        bits |= (uint64_t)neg << 63;
+        memcpy(out, &bits, 8);
+        return 1;
+    }
+    *out = neg ? -v : v;
+    return 1;
+}
+
+/* Bytes sp_float_scan may read from where it starts. */
+#define SP_FLOAT_SCAN_READ 64
+
+/*
+ * A float at b[p], numpy's (Python's) decimal syntax restricted to what fits the fast
+ * conversion: [+-] digits [. digits] [(e|E) [+-] 1..7 digits], at least one mantissa digit,
+ * at most 19 significant digits.  Returns the offset of the first byte after it (the
+ * caller checks that byte ends the field) with the value in *v, or -1 when the text is not
+ * of that form or the rounding is undecided (the general path then parses the field, giving
+ * numpy's value or error).  Reads only b[p, p + SP_FLOAT_SCAN_READ).
+ */
+SP_INLINE int64_t sp_float_scan(const sp_byte *b, int64_t p, double *v)
+{
+    const int64_t p0 = p;
+    const sp_byte c0 = b[p];
+    const int neg = (c0 == '-');
+    p += neg | (c0 == '+');
+    uint64_t w, x, m = 0;
+    int n, nd = 0;
+    /* integer digits, eight at a time (the 19-digit bound keeps every load in range) */
+    do {
+        memcpy(&w, b + p, 8);
+        x = w ^ SP_ZEROS;
+        n = sp_digit_run(x);
+        if (n) {
+            if (m >= sp_u64pow10[19 - n]) return -1;   /* a 20th significant digit */
+            m = m * sp_upow10[n] + sp_digits_value(x, n);
+            p += n;
+            nd += n;
+        }
+    } while (n == 8 && p - p0 < 24);
+    if (n == 8) return -1;
+    int64_t q = 0;
+    if (b[p] == '.') {
+        /* up to 19 fraction digits from three loads made at once (their addresses do not
+         * wait for each other's digit counts) */
+        p++;
+        uint64_t wa, wb, wc;
+        memcpy(&wa, b + p, 8);
+        memcpy(&wb, b + p + 8, 8);
+        memcpy(&wc, b + p + 16, 8);
+        const uint64_t xa = wa ^ SP_ZEROS, xb = wb ^ SP_ZEROS, xc = wc ^ SP_ZEROS;
+        const int na = sp_digit_run(xa), nb = sp_digit_run(xb), nc = sp_digit_run(xc);
+        int nf;
+        uint64_t f;
+        if (na < 8) {
+            nf = na;
+            f = sp_digits_value0(xa, na);
+        }
+        else if (nb < 8) {
+            nf = 8 + nb;
+            f = sp_digits_value(xa, 8) * sp_upow10[nb] + sp_digits_value0(xb, nb);
+        }
+        else if (nc < 8) {
+            /* 16..23 digits: more than 19 only after leading zeros (0.00041306354339189347) */
+            nf = 16 + nc;
+            const uint64_t hi = sp_digits_value(xa, 8) * sp_upow10[8] + sp_digits_value(xb, 8);
+            if (hi >= sp_u64pow10[19 - nc]) return -1;   /* a 20th significant digit */
+            f = hi * sp_upow10[nc] + sp_digits_value0(xc, nc);
+        }
+        else {
+            return -1;   /* 24 fraction digits or more: the general path */
+        }
+        if (nf > 19) {
+            if (m != 0) return -1;
+            m = f;
+        }
+        else if (nf) {
+            if (m >= sp_u64pow10[19 - nf]) return -1;   /* a 20th significant digit */
+            m = m * sp_u64pow10[nf] + f;
+        }
+        p += nf;
+        q = -nf;
+        nd += nf;
+    }
+    if (nd == 0) return -1;
+    if ((b[p] | 0x20) == 'e') {
+        p++;
+        const sp_byte s = b[p];
+        const int eneg = (s == '-');
+        p += eneg | (s == '+');
+        memcpy(&w, b + p, 8);
+        x = w ^ SP_ZEROS;
+        n = sp_digit_run(x);
+        if (n == 0 || n == 8) return -1;
+        const int64_t ex = (int64_t)sp_digits_value(x, n);
+        p += n;
+        q += eneg ? -ex : ex;
+    }
+    if (!sp_decimal_to_double(m, q, neg, v)) return -1;
+    return p;
+}
+
+#endif
