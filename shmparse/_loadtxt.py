@@ -17,7 +17,7 @@ import numpy as np
 from numpy import loadtxt as _numpy_loadtxt
 
 from . import _core
-from ._plan import Plan, Unsupported, make_plan
+from ._columns import Plan, Unsupported, make_plan
 from ._sources import Lines, Text, codec_name, open_path, read_file_object, seg_ends
 from .errors import ParseError
 from .shm import SegmentWriter, SharedArray, _share

@@ -45,7 +45,7 @@ import numpy as np
 
 from . import _core, shm
 from ._loadtxt import _Job, _make_job, _raise_decode_error, _warn
-from ._plan import Unsupported
+from ._columns import Unsupported
 from ._sources import open_path
 from multiprocessing.connection import wait
 
