@@ -16,7 +16,17 @@ import numpy as np
 import pytest
 
 import shmparse
-from shmparse import pool, shm
+from shmparse import _split, _tasks, pool, shm
+from shmparse._blocks import Block
+
+
+class _Submitted:
+    """A task a spy saw submitted: its kind (the task function's name without ``parse_``)
+    and its arguments."""
+
+    def __init__(self, fn, args):
+        self.kind = fn.__name__.replace("parse_", "")
+        self.args = args
 from shmparse._sample import SEED_DTYPE, write_seed_file
 
 from ._procs import proc_stat
@@ -100,14 +110,14 @@ def test_split_equals_serial_and_numpy(loader, big_text, tmp_path, kw):
 
 def test_split_really_splits_and_uses_one_segment(loader, big_text, tmp_path, monkeypatch):
     path = _write(tmp_path, big_text)
-    seen = []
-    real = pool.Loader._run_all
-    monkeypatch.setattr(pool.Loader, "_run_all",
-                        lambda self, tasks: (seen.append(tasks), real(self, tasks))[1])
+    tasks = []
+    real = pool.Loader.submit
+    monkeypatch.setattr(pool.Loader, "submit",
+                        lambda self, fn, *args: (tasks.append(_Submitted(fn, args)),
+                                                 real(self, fn, *args))[1])
     got = loader.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t")
-    tasks = seen[0]
     assert len(tasks) == 2 and all(t.kind == "range" for t in tasks)
-    outs = [t.args[5] for t in tasks]
+    outs = [t.args[2] for t in tasks]            # parse_range(block, kw, out, capacity)
     assert outs[0].name == outs[1].name, "both workers write into one segment"
     assert outs[1].offset == outs[0].offset + outs[0].size, "side by side"
     assert got.base is not None and not got.flags.owndata   # a view of that segment
@@ -332,16 +342,17 @@ def test_killed_worker_raises_worker_crashed_and_is_replaced(loader, seed_files,
         sa.close()
 
 
+def _dies_on_the_second_range(block, *args):
+    """(in a forked worker) parse_range, but the worker dies on the second range."""
+    if block.start > 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _tasks.parse_range(block, *args)
+
+
 def test_worker_killed_during_a_split_parse(big_text, tmp_path, monkeypatch):
     path = _write(tmp_path, big_text)
-    real = pool._range_task
-
-    def dies_on_the_second_range(*args):
-        if args[1] > 0:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(*args)
-
-    monkeypatch.setattr(pool, "_range_task", dies_on_the_second_range)   # inherited by fork
+    # the split submits this instead (pickled by name: the forked worker finds it here)
+    monkeypatch.setattr(_split, "parse_range", _dies_on_the_second_range)
     with shmparse.Loader(2, start_method="fork") as ld:
         pids = [w.proc.pid for w in ld._pool]
         with pytest.raises(shmparse.WorkerCrashedError) as info:
@@ -512,7 +523,7 @@ def test_map_range_gives_exactly_the_bytes_asked(tmp_path, start, end):
     p.write_bytes(data)
     st = os.stat(p)
     stamp = (st.st_size, st.st_mtime_ns)
-    mm, at = shmparse.pool._map_range(str(p), start, end, stamp)
+    mm, at = _tasks.map_range(Block(str(p), start, end, stamp))
     try:
         view = memoryview(mm)[at:]
         assert view.tobytes() == data[start:end]
@@ -520,4 +531,4 @@ def test_map_range_gives_exactly_the_bytes_asked(tmp_path, start, end):
     finally:
         mm.close()
     with pytest.raises(RuntimeError, match="changed"):
-        shmparse.pool._map_range(str(p), start, end, (st.st_size + 1, st.st_mtime_ns))
+        _tasks.map_range(Block(str(p), start, end, (st.st_size + 1, st.st_mtime_ns)))
