@@ -340,11 +340,17 @@ class SharedArray:
             self._owner()   # removes the name in the owning process only
 
     def unlink(self) -> None:
-        """Remove the segment's name now (owner only); the mapping stays usable until close()."""
-        if not self.owner:
+        """Remove the segment's name now (owner only); the mapping stays usable until close().
+
+        In the owner, ``unlink()`` after ``close()`` (which already removed the name) and a
+        second ``unlink()`` do nothing, so ``sa.close(); sa.unlink()``, the idiom of
+        ``multiprocessing.shared_memory``, is harmless.  A process that only attached the
+        segment (or handed it over) gets ``ValueError``: it never removes the name.
+        """
+        if self._owner is None or self._pid != os.getpid():
             raise ValueError(f"SharedArray {self._name!r}: only the owning process removes the "
-                             "segment (this one attached it, or it was already removed)")
-        self._owner()
+                             "segment (this one attached it, or handed it over)")
+        self._owner()   # (a finaliser runs once: nothing happens if the name already went)
 
     def handover(self) -> "SharedArray":
         """Give ownership to whoever unpickles this object next; returns self.

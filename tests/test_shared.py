@@ -121,6 +121,27 @@ def test_share_copies_once_into_a_new_segment():
         SharedArray()
 
 
+def test_owner_close_then_unlink_is_harmless():
+    """``sa.close(); sa.unlink()``, the idiom of multiprocessing.shared_memory, and a second
+    ``unlink()`` do nothing in the owner (close() already removed the name); a process that
+    only attached keeps its clear error, before and after its own close()."""
+    sa = SharedArray.create(4, "i8")
+    other = SharedArray.attach(sa.handle)
+    sa.close()
+    sa.unlink()
+    sa.unlink()
+    assert not exists(sa.name) and not sa.owner
+    with pytest.raises(ValueError, match="only the owning process"):
+        other.unlink()
+    other.close()
+    with pytest.raises(ValueError, match="only the owning process"):
+        other.unlink()
+    with SharedArray.create(4, "i8") as owned:     # unlink(), then leaving the block
+        owned.unlink()
+        owned.unlink()
+    assert not exists(owned.name)
+
+
 def test_close_and_unlink_rules():
     sa = SharedArray.create(10, "i8")
     sa.array[:] = np.arange(10)
