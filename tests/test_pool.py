@@ -18,6 +18,7 @@ import pytest
 import shmparse
 from shmparse import _split, _tasks, pool, shm
 from shmparse._blocks import Block
+from shmparse._segments import remove_quietly
 
 
 class _Submitted:
@@ -532,3 +533,52 @@ def test_map_range_gives_exactly_the_bytes_asked(tmp_path, start, end):
         mm.close()
     with pytest.raises(RuntimeError, match="changed"):
         _tasks.map_range(Block(str(p), start, end, (st.st_size + 1, st.st_mtime_ns)))
+
+
+ORPHANED = textwrap.dedent("""
+    import os, signal, sys, time
+    import shmparse
+    from shmparse import _segments, _tasks
+
+    def slow_file(path, kw, name):
+        time.sleep(1.0)                  # the parent is SIGKILLed meanwhile
+        return _tasks.parse_file(path, kw, name)
+
+    if __name__ == "__main__":
+        ld = shmparse.Loader(2, start_method="fork")
+        name = _segments.new_name()
+        ld.submit(slow_file, sys.argv[1], {"delimiter": "\\\\t"}, name)
+        ld.submit(time.sleep, 1.0)
+        print(name, *[w.proc.pid for w in ld._pool], flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_workers_of_a_killed_parent_exit_quietly(tmp_path):
+    """A worker whose parent was SIGKILLed while it ran a task cannot deliver the reply: it
+    exits without a traceback (BrokenPipeError) in the user's terminal, and removes the
+    segment it filled for the parent, which nobody else would remove."""
+    data = tmp_path / "in.tsv"
+    data.write_text("1\t2\t3\n" * 1000)
+    script = tmp_path / "orphaned.py"
+    script.write_text(ORPHANED)
+    r = subprocess.Popen([sys.executable, str(script), str(data)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    name = None
+    try:
+        name, *pids = r.stdout.readline().split()
+        assert r.wait(timeout=60) == -signal.SIGKILL
+        # the workers hold the pipes too: EOF once both have exited
+        out, err = r.communicate(timeout=60)
+        deadline = time.monotonic() + 30
+        while not all(_reaped(int(p)) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(_reaped(int(p)) for p in pids), "the workers exited"
+        assert err == "", err
+        assert not os.path.exists(os.path.join(shm.SHM_DIR, name)), "its segment was removed"
+    finally:
+        if r.poll() is None:
+            r.kill()
+            r.wait()
+        if name is not None:
+            remove_quietly(name)
