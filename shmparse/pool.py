@@ -308,10 +308,14 @@ class Loader:
                 f._state, f._worker = _CANCELLED, None
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Dict[int, Any]:
-        """Call ``fn(*args)`` once on every live worker (the shape of
+        """Call ``fn(*args)`` once on every worker (the shape of
         ``dask.distributed.Client.run``): idle workers at once, busy ones as soon as they
-        are free.  Returns ``{worker pid: result}``."""
+        are free; a worker found dead is replaced first.  Returns ``{worker pid: result}``."""
         self._check_open()
+        for w in list(self._pool):
+            if w.task is None and not w.proc.is_alive():   # died idle (or was cancelled)
+                self._retire(w, kill=False)
+                self._replace(w)
         left = list(self._pool)
         futs: Dict[int, LoaderFuture] = {}
         while True:
