@@ -284,6 +284,7 @@ class Loader:
         """
         pending = list(dict.fromkeys(futures))
         deadline = None if timeout is None else time.monotonic() + timeout
+        polled = False
         while pending:
             done = [f for f in pending if f.done()]
             if done:
@@ -292,8 +293,11 @@ class Loader:
                 continue
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise FuturesTimeout(f"{len(pending)} task(s) not finished")
+                if polled:
+                    raise FuturesTimeout(f"{len(pending)} task(s) not finished")
+                left = 0.0                   # (timeout=0: the replies already there count)
             self._collect(left)
+            polled = True
 
     def cancel(self, futures: Iterable[LoaderFuture]) -> None:
         """Cancel tasks nobody will use: those waiting are dropped, and the workers running

@@ -164,3 +164,14 @@ def test_completed_now_without_waiting(loader):
     fut = loader.submit(time.sleep, 0.3)
     assert _executors.completed_now(loader, [fut], 0) == []
     assert _executors.completed_now(loader, [fut]) == [fut]
+
+
+def test_as_completed_with_no_time_takes_the_replies_already_there(loader):
+    """timeout=0 reads the replies that came in (what the conversion does between two chunk
+    writes), and only then gives up."""
+    fut = loader.submit(abs, -5)
+    deadline = time.monotonic() + 30
+    while not fut.done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+        got = _executors.completed_now(loader, [fut], 0)
+    assert got == [fut] and fut.result() == 5
