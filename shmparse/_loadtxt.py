@@ -87,4 +87,4 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
                                       quotechar=quotechar, like=like, strict=strict,
                                       threads=threads, shared=shared)
     return entry(fname, dtype, comments, delimiter, converters, skiprows, usecols, unpack, ndmin,
-                  encoding, max_rows, quotechar, like, strict, out, threads, shared)
+                 encoding, max_rows, quotechar, like, strict, out, threads, shared)

@@ -381,8 +381,8 @@ def load(fname: Any, dtype: Any, comments: Any, delimiter: Any, skiprows: int, u
          split: Optional[Split]) -> Any:
     """loadtxt on the engine (``Unsupported`` for what only numpy handles).  With ``split``,
     the result goes into a shared segment, and a path is first offered to ``split``."""
-    job, fname, encoding = make_job(fname, dtype, comments, delimiter, skiprows, usecols, ndmin, encoding,
-                           max_rows, quotechar, strict, threads)
+    job, fname, encoding = make_job(fname, dtype, comments, delimiter, skiprows, usecols, ndmin,
+                                    encoding, max_rows, quotechar, strict, threads)
     plan = job.plan
     max_rows = job.max_rows
     in_shm = shared or split is not None
@@ -457,7 +457,7 @@ def entry(fname: Any, dtype: Any, comments: Any, delimiter: Any, converters: Any
         if converters is not None:
             raise Unsupported("converters")
         return load(fname, dtype, comments, delimiter, skiprows, usecols, unpack, ndmin,
-                     encoding, max_rows, quotechar, strict, out, threads, shared, shm_name, split)
+                    encoding, max_rows, quotechar, strict, out, threads, shared, shm_name, split)
     except Unsupported as exc:
         feature = str(exc)
     if not fallback_enabled():
@@ -467,9 +467,9 @@ def entry(fname: Any, dtype: Any, comments: Any, delimiter: Any, converters: Any
     if strict:
         raise NotImplementedError(f"shmparse.loadtxt: strict=True is not available with {feature}")
     result = numpy_loadtxt(fname, dtype=dtype, comments=comments, delimiter=delimiter,
-                        converters=converters, skiprows=skiprows, usecols=usecols, unpack=unpack,
-                        ndmin=ndmin, encoding=encoding, max_rows=max_rows, quotechar=quotechar,
-                        like=like)
+                           converters=converters, skiprows=skiprows, usecols=usecols, unpack=unpack,
+                           ndmin=ndmin, encoding=encoding, max_rows=max_rows, quotechar=quotechar,
+                           like=like)
     if out is not None:
         if unpack:
             raise NotImplementedError(f"shmparse.loadtxt: out= with unpack=True and {feature}")
