@@ -81,7 +81,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 import shmparse
-from shmparse._loadtxt import _numpy_loadtxt
+from shmparse._reader import numpy_loadtxt as _numpy_loadtxt
 
 SEED_DTYPE = [("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")]
 

@@ -238,8 +238,8 @@ def _is_argument_error(exc: BaseException) -> bool:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return tb is not None and tb.tb_frame.f_code.co_name in (
-        "to_hdf5", "_compression", "_check_h5_dtype", "_make_job", "_check_nonneg_int",
-        "_check_control_chars", "_control", "make_plan", "_column", "_flatten")
+        "to_hdf5", "compression_args", "check_h5_dtype", "make_job", "check_nonneg_int",
+        "check_control_chars", "control_char", "make_plan", "_column", "_flatten")
 
 
 def _data_error_message(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import numpy as np
 
 from . import _core
-from ._plan import Unsupported
+from ._columns import Unsupported
 
 _DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".lzma": lzma.open}
 

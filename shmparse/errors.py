@@ -81,8 +81,9 @@ class WorkerCrashedError(RuntimeError):
 
     Attributes
     ----------
-    path : str
-        The file the worker was parsing.
+    path : str or None
+        The file the worker was parsing (None where the executor could not know it: the
+        code that submitted the task names it, see ``about``).
     pid : int
         The worker's process id.
     exitcode : int or None
@@ -92,7 +93,8 @@ class WorkerCrashedError(RuntimeError):
         False when it shut down.
     """
 
-    def __init__(self, path: str, pid: int, exitcode: Optional[int], replaced: bool) -> None:
+    def __init__(self, path: Optional[str], pid: int, exitcode: Optional[int],
+                 replaced: bool) -> None:
         self.path = path
         self.pid = pid
         self.exitcode = exitcode
@@ -108,8 +110,26 @@ class WorkerCrashedError(RuntimeError):
             what = f"with code {exitcode}"
         fate = ("a new worker replaced it; the loader is still usable" if replaced
                 else "the loader shut down")
-        super().__init__(f"shmparse loader worker {pid} {how} {what} while parsing "
-                         f"{path!r} (out of memory, or killed?); {fate}")
+        doing = "running a task" if path is None else f"parsing {path!r}"
+        super().__init__(f"shmparse loader worker {pid} {how} {what} while {doing} "
+                         f"(out of memory, or killed?); {fate}")
+
+    def about(self, path: str) -> "WorkerCrashedError":
+        """The same crash, naming the file the task was working on.
+
+        Parameters
+        ----------
+        path : str
+            The input the crashed task was parsing.
+
+        Returns
+        -------
+        WorkerCrashedError
+            A new error (``self`` when it already names a file).
+        """
+        if self.path is not None:
+            return self
+        return WorkerCrashedError(path, self.pid, self.exitcode, self.replaced)
 
     def __reduce__(self):
         return (type(self), (self.path, self.pid, self.exitcode, self.replaced))

@@ -31,201 +31,21 @@ import errno
 import sys
 import mmap
 import os
-import re
-import struct
 import weakref
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _core
-from .errors import ShmCapacityError
+from . import _core, _segments
+from ._segments import HEAD, HEADER, MAGIC, NAME_RE, PREFIX, SHM_DIR, VERSION
 
 __all__ = ["SharedArray", "SharedHandle", "share", "cleanup", "list_segments"]
-
-SHM_DIR = "/dev/shm"
-PREFIX = "shmparse_"
-NAME_RE = re.compile(r"shmparse_([0-9]+)_([a-z2-7]{12})\Z")
-HEADER = 64                       # bytes before the array data; keeps it 64-byte aligned
-_MAGIC = b"SHMPARSE"
-_VERSION = 1
-_HEAD = struct.Struct("<8sIIQQ")   # magic, version, header size, pid namespace, creator pid
-_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
-
-
-# -- names, space, reservation --------------------------------------------------
-def _new_name(pid: Optional[int] = None) -> str:
-    bits = int.from_bytes(os.urandom(8), "little")       # (os.urandom, as secrets does)
-    token = "".join(_ALPHABET[(bits >> (5 * i)) & 31] for i in range(12))   # 60 random bits
-    return f"{PREFIX}{os.getpid() if pid is None else pid}_{token}"
-
-
-def _pid_namespace() -> int:
-    try:
-        return os.stat("/proc/self/ns/pid").st_ino
-    except OSError:
-        return 0
-
-
-def shm_free_bytes() -> Optional[int]:
-    """Bytes free in /dev/shm for an unprivileged writer, or None where unknown."""
-    try:
-        st = os.statvfs(SHM_DIR)
-    except (OSError, AttributeError):
-        return None
-    return st.f_bavail * st.f_frsize
-
-
-def _check_free(nbytes: int) -> None:
-    free = shm_free_bytes()
-    if free is not None and nbytes > free:
-        raise ShmCapacityError(nbytes, free, SHM_DIR)
-
-
-def _reserve(fd: int, start: int, length: int) -> None:
-    """Give [start, start+length) real pages now, so a later write cannot SIGBUS."""
-    if length <= 0:
-        return
-    if hasattr(os, "posix_fallocate"):
-        try:
-            os.posix_fallocate(fd, start, length)
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.ENOMEM, errno.EFBIG):
-                raise ShmCapacityError(length, shm_free_bytes(), SHM_DIR) from None
-            raise
-    else:   # no way to reserve here (e.g. macOS): the free-space check is all we have
-        os.ftruncate(fd, start + length)
-
-
-_MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23 if sys.platform.startswith("linux")
-                               else None)
-_populate_works = _MADV_POPULATE_WRITE is not None
-_populate_probed = False
-_MADV_HUGEPAGE = getattr(mmap, "MADV_HUGEPAGE", None)
-_HUGE = 2 << 20
-
-
-def _populate(mm: mmap.mmap, start: int, length: int) -> bool:
-    """Give bytes [start, start+length) of a writable shared mapping real pages and fill their
-    page-table entries, in one call (Linux >= 5.14: ``MADV_POPULATE_WRITE``).
-
-    This is a reservation (tmpfs accounts every page it allocates here, so a later write cannot
-    SIGBUS) that also saves the write faults: unlike ``fallocate``, it does not hold the
-    segment's inode lock, so workers filling slices of one segment do it in parallel.
-    Returns False where the kernel lacks it (the caller reserves with ``_reserve``);
-    ``ShmCapacityError`` when /dev/shm has no room.  Data already there is left as it is."""
-    global _populate_works, _populate_probed
-    if length <= 0:
-        return True
-    if not _populate_probed:
-        _populate_probed = True
-        _populate_works = _populate_works and _populate_reserves()
-    if not _populate_works:
-        return False
-    page = mmap.PAGESIZE
-    lo = start - start % page
-    if _MADV_HUGEPAGE is not None and length >= _HUGE:
-        try:   # 2 MiB pages where /dev/shm is mounted with huge=advise (a hint, else ignored)
-            mm.madvise(_MADV_HUGEPAGE, lo, start + length - lo)
-        except OSError:
-            pass
-    try:
-        mm.madvise(_MADV_POPULATE_WRITE, lo, start + length - lo)
-    except OSError as e:
-        if e.errno in (errno.EFAULT, errno.ENOMEM, errno.ENOSPC):
-            raise ShmCapacityError(length, shm_free_bytes(), SHM_DIR) from None
-        if e.errno in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
-            _populate_works = False   # an older kernel: fall back for good
-            return False
-        raise
-    return True
-
-
-def _populate_reserves() -> bool:
-    """Whether MADV_POPULATE_WRITE really gives a tmpfs file its pages here (once a process).
-
-    A kernel older than 5.14 refuses it (EINVAL, handled in _populate), but an emulator may
-    accept it and do nothing (qemu-user does): the pages would then not be reserved and a full
-    /dev/shm would SIGBUS a later write.  Probed on a 64 KiB memfd (not in /dev/shm, gone with
-    its descriptor)."""
-    create = getattr(os, "memfd_create", None)
-    if create is None:
-        return True      # (Linux has it; elsewhere there is no MADV_POPULATE_WRITE anyway)
-    size = 16 * mmap.PAGESIZE
-    try:
-        fd = create("shmparse-probe", getattr(os, "MFD_CLOEXEC", 1))
-    except OSError:
-        return True      # cannot tell: the first real call decides (EINVAL -> fallocate)
-    try:
-        os.ftruncate(fd, size)
-        with mmap.mmap(fd, size) as mm:
-            try:
-                mm.madvise(_MADV_POPULATE_WRITE, 0, size)
-            except OSError:
-                return False
-        return os.fstat(fd).st_blocks * 512 >= size
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-
-
-def reserve_range(name: str, offset: int, length: int) -> None:
-    """Reserve bytes [offset, offset+length) of an existing segment before writing them."""
-    fd = _core.shm_attach(name, True)
-    try:
-        _reserve(fd, offset, length)
-    finally:
-        os.close(fd)
-
-
-def _unlink_quiet(name: str) -> None:
-    try:
-        _core.shm_remove(name)
-    except FileNotFoundError:
-        pass
-
-
-def _create_segment(size: int, name: Optional[str] = None,
-                    reserve: bool = True) -> Tuple[str, int]:
-    """Create, reserve and stamp a new segment of ``size`` bytes; returns (name, fd).
-
-    ``reserve=False``: only the header page is reserved; whoever writes a part
-    later must call :func:`reserve_range` on it first (loader workers, each on
-    its own slice, in parallel)."""
-    _check_free(size)
-    if name is not None:
-        if not NAME_RE.match(name):
-            raise ValueError(f"not a shmparse segment name: {name!r}")
-        fd = _core.shm_create(name)
-    else:
-        for _ in range(16):
-            name = _new_name()
-            try:
-                fd = _core.shm_create(name)
-                break
-            except FileExistsError:
-                continue
-        else:   # 16 collisions of 60 random bits: something else is going on
-            raise FileExistsError(errno.EEXIST, "could not find a free segment name", name)
-    try:
-        if reserve:
-            _reserve(fd, 0, size)
-        else:
-            _reserve(fd, 0, min(size, HEADER))
-            os.ftruncate(fd, size)
-        os.pwrite(fd, _HEAD.pack(_MAGIC, _VERSION, HEADER, _pid_namespace(), os.getpid()), 0)
-    except BaseException:
-        os.close(fd)
-        _unlink_quiet(name)
-        raise
-    return name, fd
 
 
 def _release_name(name: str, pid: int) -> None:
     """The owner's finaliser: remove the name, in the owning process only (never in a fork)."""
     if os.getpid() == pid:
-        _unlink_quiet(name)
+        _segments.remove_quietly(name)
 
 
 _exit_hook_pid = 0
@@ -384,11 +204,11 @@ class SharedArray:
         shape = _shape_tuple(shape)
         dtype = _check_dtype(np.dtype(dtype))
         nbytes = _nbytes(shape, dtype)
-        name, fd = _create_segment(HEADER + nbytes, name)
+        name, fd = _segments.create_segment(HEADER + nbytes, name)
         try:
             mm = mmap.mmap(fd, HEADER + nbytes)
         except BaseException:
-            _unlink_quiet(name)
+            _segments.remove_quietly(name)
             raise
         finally:
             os.close(fd)
@@ -420,8 +240,8 @@ class SharedArray:
             mm = mmap.mmap(fd, need, access=mmap.ACCESS_READ if readonly else mmap.ACCESS_WRITE)
         finally:
             os.close(fd)
-        magic, version, header = _HEAD.unpack_from(mm, 0)[:3]
-        if magic != _MAGIC or version != _VERSION or header != HEADER:
+        magic, version, header = HEAD.unpack_from(mm, 0)[:3]
+        if magic != MAGIC or version != VERSION or header != HEADER:
             mm.close()
             raise ValueError(f"shared segment {h.name!r} is not a shmparse segment "
                              "(its header does not match)")
@@ -520,11 +340,17 @@ class SharedArray:
             self._owner()   # removes the name in the owning process only
 
     def unlink(self) -> None:
-        """Remove the segment's name now (owner only); the mapping stays usable until close()."""
-        if not self.owner:
+        """Remove the segment's name now (owner only); the mapping stays usable until close().
+
+        In the owner, ``unlink()`` after ``close()`` (which already removed the name) and a
+        second ``unlink()`` do nothing, so ``sa.close(); sa.unlink()``, the idiom of
+        ``multiprocessing.shared_memory``, is harmless.  A process that only attached the
+        segment (or handed it over) gets ``ValueError``: it never removes the name.
+        """
+        if self._owner is None or self._pid != os.getpid():
             raise ValueError(f"SharedArray {self._name!r}: only the owning process removes the "
-                             "segment (this one attached it, or it was already removed)")
-        self._owner()
+                             "segment (this one attached it, or handed it over)")
+        self._owner()   # (a finaliser runs once: nothing happens if the name already went)
 
     def handover(self) -> "SharedArray":
         """Give ownership to whoever unpickles this object next; returns self.
@@ -583,12 +409,22 @@ def _rebuild(handle: SharedHandle, transfer: bool) -> SharedArray:
     return sa
 
 
-def share(a: Any) -> SharedArray:
-    """Copy an array into a new segment owned by this process (one copy, C order)."""
-    return _share(a)
+def share(a: Any, name: Optional[str] = None) -> SharedArray:
+    """Copy an array into a new segment owned by this process (one copy, C order).
 
+    Parameters
+    ----------
+    a : array_like
+        What to copy.
+    name : str, optional
+        The segment's name (a loader worker fills the one its parent chose); a fresh
+        ``shmparse_<pid>_...`` name by default.
 
-def _share(a: Any, name: Optional[str] = None) -> SharedArray:
+    Returns
+    -------
+    SharedArray
+        Owned by this process.
+    """
     src = np.asarray(a)
     sa = SharedArray._create(src.shape, src.dtype, name)
     try:
@@ -599,17 +435,62 @@ def _share(a: Any, name: Optional[str] = None) -> SharedArray:
     return sa
 
 
+# -- moving ownership without pickling the array (loader workers and their parent) ------
+def disown(sa: SharedArray) -> SharedHandle:
+    """Stop owning ``sa`` without removing its name, close it, and return its handle: a
+    loader worker hands a segment it filled to its parent, which calls :func:`adopt`.
+
+    Parameters
+    ----------
+    sa : SharedArray
+        Owned by this process.
+
+    Returns
+    -------
+    SharedHandle
+        What the new owner attaches.
+    """
+    handle = sa.handle
+    sa._disown()
+    sa.close()
+    return handle
+
+
+def adopt(handle: SharedHandle) -> SharedArray:
+    """Attach a segment another process made and gave up (:func:`disown`), and own it.
+
+    If attaching fails, the name is removed (nobody else will) and the error raised.
+
+    Parameters
+    ----------
+    handle : SharedHandle
+        From :func:`disown` in the process that filled the segment.
+
+    Returns
+    -------
+    SharedArray
+        Owned by this process.
+    """
+    try:
+        sa = SharedArray.attach(handle)
+    except BaseException:
+        _segments.remove_quietly(handle.name)
+        raise
+    sa._adopt()
+    return sa
+
+
 # -- a segment filled in place (loadtxt(shared=True)) ---------------------------------
 class SegmentWriter:
     """A new segment the parser fills directly; grows and shrinks without copying."""
 
     def __init__(self, nbytes: int, name: Optional[str] = None, reserve: bool = True) -> None:
         self.size = HEADER + nbytes
-        self.name, self.fd = _create_segment(self.size, name, reserve=False)
+        self.name, self.fd = _segments.create_segment(self.size, name, reserve=False)
         try:
             self.mm: Optional[mmap.mmap] = mmap.mmap(self.fd, self.size)
-            if reserve and not _populate(self.mm, HEADER, nbytes):
-                _reserve(self.fd, 0, self.size)
+            if reserve and not _segments.populate(self.mm, HEADER, nbytes):
+                _segments.reserve_pages(self.fd, 0, self.size)
         except BaseException:
             self.abort()
             raise
@@ -628,18 +509,18 @@ class SegmentWriter:
         old = self.size
         populate = False
         if new > old:
-            _check_free(new - old)
-            populate = _populate_works
+            _segments.check_free(new - old)
+            populate = _segments.populate_works
             if not populate:
-                _reserve(self.fd, old, new - old)
+                _segments.reserve_pages(self.fd, old, new - old)
         try:
             self.mm.resize(new)   # ftruncate + mremap: same pages, no copy
         except (SystemError, OSError):   # no mremap on this platform: map again
             os.ftruncate(self.fd, new)
             self.mm = mmap.mmap(self.fd, new)
         self.size = new
-        if populate and not _populate(self.mm, old, new - old):
-            _reserve(self.fd, old, new - old)
+        if populate and not _segments.populate(self.mm, old, new - old):
+            _segments.reserve_pages(self.fd, old, new - old)
 
     def finish(self, shape: Tuple[int, ...], dtype: np.dtype) -> SharedArray:
         """Shrink to exactly the array and hand the segment to a SharedArray (owner)."""
@@ -657,7 +538,7 @@ class SegmentWriter:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        _unlink_quiet(self.name)
+        _segments.remove_quietly(self.name)
 
 
 # -- orphans ----------------------------------------------------------------------
@@ -737,13 +618,13 @@ def _same_pid_namespace(name: str) -> bool:
     except OSError:
         return False
     try:
-        head = os.pread(fd, _HEAD.size, 0)
+        head = os.pread(fd, HEAD.size, 0)
     finally:
         os.close(fd)
-    if len(head) < _HEAD.size:
+    if len(head) < HEAD.size:
         return True   # killed before writing its header: ours to judge by pid
-    magic, _, _, ns, _ = _HEAD.unpack(head)
-    return magic != _MAGIC or ns in (0, _pid_namespace())
+    magic, _, _, ns, _ = HEAD.unpack(head)
+    return magic != MAGIC or ns in (0, _segments.pid_namespace())
 
 
 def cleanup(*, dry_run: bool = False) -> List[str]:

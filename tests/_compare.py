@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 import shmparse
-from shmparse._loadtxt import _numpy_loadtxt
+from shmparse._reader import numpy_loadtxt as _numpy_loadtxt
 
 FORMS = ["path", "gzip", "bz2", "xz", "stringio", "bytesio", "textfile", "list", "bytes-list", "generator"]
 

@@ -47,7 +47,8 @@ import pytest
 
 import shmparse
 from shmparse import ParseError, pool, shm
-from shmparse._loadtxt import _INT_VIA_FLOAT, _numpy_loadtxt
+from shmparse._job import INT_VIA_FLOAT as _INT_VIA_FLOAT
+from shmparse._reader import numpy_loadtxt as _numpy_loadtxt
 from shmparse.__main__ import main
 
 from ._compare import FORMS, _call, assert_same_array, make_input
@@ -263,11 +264,12 @@ BYTE_FORMS = ["path", "gzip", "bytesio", "binfile", "bytes-list"]
 
 def _assert_split(monkeypatch, path, **kw):
     """``workers=2`` really cuts ``path`` into ranges parsed by two worker processes."""
-    seen = []
-    real = pool.Loader._run_all
-    monkeypatch.setattr(pool.Loader, "_run_all",
-                        lambda self, tasks: (seen.append([t.kind for t in tasks]),
-                                             real(self, tasks))[1])
+    kinds = []
+    seen = [kinds]
+    real = pool.Loader.submit
+    monkeypatch.setattr(pool.Loader, "submit",
+                        lambda self, fn, *args: (kinds.append(fn.__name__.replace("parse_", "")),
+                                                 real(self, fn, *args))[1])
     try:
         shmparse.loadtxt(path, workers=2, **kw)
     except ValueError:
@@ -1222,7 +1224,7 @@ def _parse_at_page_end(data, dtype, delimiter):
     import ctypes
     import mmap
     from shmparse import _core
-    from shmparse._loadtxt import _make_job
+    from shmparse._job import make_job as _make_job
     page = mmap.PAGESIZE
     size = -(-len(data) // page) * page
     mm = mmap.mmap(-1, size + page)

@@ -14,6 +14,7 @@ import pytest
 
 import shmparse
 from shmparse import shm
+from shmparse._segments import remove_quietly
 from shmparse.__main__ import main
 from shmparse._sample import SEED_DTYPE, write_seed_file
 
@@ -309,7 +310,7 @@ def _assert_left_nothing(proc, out, workers):
     mine = {proc.pid, *workers}
     segments = [n for n, pid, _ in shm.list_segments() if pid in mine]
     for name in segments:
-        shm._unlink_quiet(name)       # (what `shmparse gc` would do: /dev/shm clean for the rest)
+        remove_quietly(name)       # (what `shmparse gc` would do: /dev/shm clean for the rest)
     assert not os.path.exists(out), "no output under the final name"
     assert not _leftovers(os.path.dirname(out)), "no hidden temporary file"
     assert not segments, "no segment"
@@ -412,7 +413,7 @@ def test_gc_dry_run_lists_and_gc_removes_an_orphan(tmp_path):
         assert gc.returncode == 0 and f"removed {name}" in gc.stdout, gc.stdout
         assert not os.path.exists(path)
     finally:
-        shm._unlink_quiet(name)
+        remove_quietly(name)
 
 
 ENTRY = """

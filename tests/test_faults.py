@@ -22,6 +22,7 @@ import pytest
 
 import shmparse
 from shmparse import shm
+from shmparse._segments import remove_quietly
 from shmparse._sample import SEED_DTYPE, write_seed_file
 
 from ._procs import alive, children
@@ -317,7 +318,7 @@ def test_signal_at_a_random_moment_leaves_nothing(long_inputs, long_duration, tm
         mine = {proc.pid, *workers}
         ours = [n for n, pid, _ in shm.list_segments() if pid in mine]
         for name in ours:
-            shm._unlink_quiet(name)
+            remove_quietly(name)
         assert not ours, f"{what} at {delay:.3f} s left segments {ours}"
         assert not _leftovers(tmp_path), f"{what} at {delay:.3f} s left a temporary file"
         assert not [p for p in workers if alive(p)], f"{what} at {delay:.3f} s left a worker"

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 import shmparse
-from shmparse._loadtxt import _numpy_loadtxt
+from shmparse._reader import numpy_loadtxt as _numpy_loadtxt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import shmparse
-from shmparse import ParseError, hdf5, shm
+from shmparse import ParseError, _h5writer, hdf5, shm
+import shmparse._convert
 from shmparse._sample import SEED_DTYPE, write_seed_file
 
 pytestmark = pytest.mark.skipif(not os.path.isdir(shm.SHM_DIR), reason="needs /dev/shm (POSIX)")
@@ -141,7 +142,7 @@ def _assert_parse_error(paths, out, bad, line, column, text, dtype=SEED_DTYPE, *
         _convert(paths, str(out), dtype=dtype, **kw)
     e = info.value
     assert (e.source, e.line, e.column, e.text) == (bad, line, column, text)
-    parse = {k: v for k, v in kw.items() if k in hdf5._PASSED_ON}
+    parse = {k: v for k, v in kw.items() if k in _h5writer.PASSED_ON}
     with pytest.raises(ValueError) as numpy_says:
         np.loadtxt(bad, dtype=dtype, **parse)
     assert str(e).startswith(str(numpy_says.value).rstrip("."))
@@ -152,14 +153,14 @@ def _assert_parse_error(paths, out, bad, line, column, text, dtype=SEED_DTYPE, *
 def planned(monkeypatch):
     """{path: (blocks, parsed whole by one worker)} as the conversion cut its inputs."""
     seen = {}
-    real = hdf5._Conversion._plan_blocks
+    real = shmparse._convert.plan_input
 
-    def spy(self, src):
-        blocks = real(self, src)
-        seen[src.path] = (len(blocks), src.whole)
-        return blocks
+    def spy(path, *args):
+        plan = real(path, *args)
+        seen[path] = (1 if plan.whole else len(plan.blocks), plan.whole)
+        return plan
 
-    monkeypatch.setattr(hdf5._Conversion, "_plan_blocks", spy)
+    monkeypatch.setattr(shmparse._convert, "plan_input", spy)
     return seen
 
 
@@ -400,13 +401,13 @@ def test_attributes_describe_source_and_options(inputs, tmp_path, dtype, parse):
 def test_compressed_datasets_decode_to_numpy(inputs, tmp_path, monkeypatch, comp, expect, dtype,
                                              parse):
     direct = []
-    real = hdf5._Writer.store_chunks
+    real = _h5writer.H5Writer.store_chunks
 
     def count(ds, row, chunks):
         direct.append(len(chunks))
         real(ds, row, chunks)
 
-    monkeypatch.setattr(hdf5._Writer, "store_chunks", staticmethod(count))
+    monkeypatch.setattr(_h5writer.H5Writer, "store_chunks", staticmethod(count))
     paths = inputs["seed"]
     results = {}
     for where in ("workers", "parent"):
@@ -445,8 +446,8 @@ def test_unfiltered_chunks_go_straight_to_the_file(inputs, tmp_path, monkeypatch
     chunks straddling blocks and files, and each dataset's padded last chunk, read back as
     numpy.loadtxt's rows."""
     direct = []
-    real = hdf5._Writer._put
-    monkeypatch.setattr(hdf5._Writer, "_put",
+    real = _h5writer.H5Writer._put
+    monkeypatch.setattr(_h5writer.H5Writer, "_put",
                         lambda self, row, rows, raw: direct.append(raw) or real(self, row, rows, raw))
     paths = inputs[group] * (1 if layout == "per-file" else 2)
     out = str(tmp_path / "out.h5")
@@ -494,14 +495,14 @@ def test_a_file_is_cut_into_the_fewest_blocks_of_even_size(inputs, tmp_path, mon
     """ceil(size / block_bytes) blocks, cut at line starts near equal shares (not full blocks
     and a small rest): the slots, sized by the biggest block, stay small."""
     ranges = []
-    real = shmparse.pool.Loader._dispatch
+    real = shmparse.pool.Loader.submit
 
-    def spy(self, task):
-        if task.kind == "block":
-            ranges.append(task.args[1:3])
-        return real(self, task)
+    def spy(self, fn, *args):
+        if fn is shmparse._convert.parse_block:
+            ranges.append(args[0][1:3])           # the block's (start, end)
+        return real(self, fn, *args)
 
-    monkeypatch.setattr(shmparse.pool.Loader, "_dispatch", spy)
+    monkeypatch.setattr(shmparse.pool.Loader, "submit", spy)
     path = inputs["seed"][2]                    # 2345 rows, about 60 kB
     size = os.path.getsize(path)
     _check_per_file([path], str(tmp_path / "out.h5"), SEED_DTYPE, TAB,
@@ -616,7 +617,7 @@ def test_dtypes_taken_without_h5py_are_the_ones_h5py_stores(dtype, fast):
     """Numbers, bools, S and compounds of them are taken without importing h5py; anything
     else is h5py's to judge."""
     dtype = np.dtype(dtype)
-    assert hdf5._plainly_storable(dtype) == fast
+    assert _h5writer.plainly_storable(dtype) == fast
     try:
         h5py.h5t.py_create(dtype, logical=True)
         stores = True
@@ -624,10 +625,10 @@ def test_dtypes_taken_without_h5py_are_the_ones_h5py_stores(dtype, fast):
         stores = False
     assert stores or not fast              # never taken on trust when h5py refuses it
     if stores:
-        hdf5._check_h5_dtype(dtype)
+        _h5writer.check_h5_dtype(dtype)
     else:
         with pytest.raises(TypeError, match="cannot be stored in HDF5"):
-            hdf5._check_h5_dtype(dtype)
+            _h5writer.check_h5_dtype(dtype)
 
 
 def test_workers_hold_no_descriptor_of_the_output(inputs, tmp_path):
@@ -873,7 +874,7 @@ def test_row_program_prefix_is_ascii_whole_lines(tmp_path):
     program, each a whole line, all ASCII; it stops at the first row or line another path
     takes (a comment, a blank line, a UTF-8 string), and is empty for latin-1 text."""
     from shmparse import _core
-    from shmparse._loadtxt import _make_job
+    from shmparse._job import make_job as _make_job
     head = _rows_text(200)
     cases = {
         "plain": (head + _rows_text(10), None),

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import shmparse
-from shmparse._loadtxt import _INT_VIA_FLOAT, _WARN_EMPTY_MAX_ROWS
+from shmparse._job import INT_VIA_FLOAT as _INT_VIA_FLOAT
+from shmparse._job import WARN_EMPTY_MAX_ROWS as _WARN_EMPTY_MAX_ROWS
 
 from ._compare import FORMS, compare, make_input
 

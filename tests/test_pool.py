@@ -16,7 +16,18 @@ import numpy as np
 import pytest
 
 import shmparse
-from shmparse import pool, shm
+from shmparse import _split, _tasks, pool, shm
+from shmparse._blocks import Block
+from shmparse._segments import remove_quietly
+
+
+class _Submitted:
+    """A task a spy saw submitted: its kind (the task function's name without ``parse_``)
+    and its arguments."""
+
+    def __init__(self, fn, args):
+        self.kind = fn.__name__.replace("parse_", "")
+        self.args = args
 from shmparse._sample import SEED_DTYPE, write_seed_file
 
 from ._procs import proc_stat
@@ -100,14 +111,14 @@ def test_split_equals_serial_and_numpy(loader, big_text, tmp_path, kw):
 
 def test_split_really_splits_and_uses_one_segment(loader, big_text, tmp_path, monkeypatch):
     path = _write(tmp_path, big_text)
-    seen = []
-    real = pool.Loader._run_all
-    monkeypatch.setattr(pool.Loader, "_run_all",
-                        lambda self, tasks: (seen.append(tasks), real(self, tasks))[1])
+    tasks = []
+    real = pool.Loader.submit
+    monkeypatch.setattr(pool.Loader, "submit",
+                        lambda self, fn, *args: (tasks.append(_Submitted(fn, args)),
+                                                 real(self, fn, *args))[1])
     got = loader.loadtxt(path, dtype=SEED_DTYPE, delimiter="\t")
-    tasks = seen[0]
     assert len(tasks) == 2 and all(t.kind == "range" for t in tasks)
-    outs = [t.args[5] for t in tasks]
+    outs = [t.args[2] for t in tasks]            # parse_range(block, kw, out, capacity)
     assert outs[0].name == outs[1].name, "both workers write into one segment"
     assert outs[1].offset == outs[0].offset + outs[0].size, "side by side"
     assert got.base is not None and not got.flags.owndata   # a view of that segment
@@ -332,16 +343,17 @@ def test_killed_worker_raises_worker_crashed_and_is_replaced(loader, seed_files,
         sa.close()
 
 
+def _dies_on_the_second_range(block, *args):
+    """(in a forked worker) parse_range, but the worker dies on the second range."""
+    if block.start > 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _tasks.parse_range(block, *args)
+
+
 def test_worker_killed_during_a_split_parse(big_text, tmp_path, monkeypatch):
     path = _write(tmp_path, big_text)
-    real = pool._range_task
-
-    def dies_on_the_second_range(*args):
-        if args[1] > 0:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(*args)
-
-    monkeypatch.setattr(pool, "_range_task", dies_on_the_second_range)   # inherited by fork
+    # the split submits this instead (pickled by name: the forked worker finds it here)
+    monkeypatch.setattr(_split, "parse_range", _dies_on_the_second_range)
     with shmparse.Loader(2, start_method="fork") as ld:
         pids = [w.proc.pid for w in ld._pool]
         with pytest.raises(shmparse.WorkerCrashedError) as info:
@@ -512,7 +524,7 @@ def test_map_range_gives_exactly_the_bytes_asked(tmp_path, start, end):
     p.write_bytes(data)
     st = os.stat(p)
     stamp = (st.st_size, st.st_mtime_ns)
-    mm, at = shmparse.pool._map_range(str(p), start, end, stamp)
+    mm, at = _tasks.map_range(Block(str(p), start, end, stamp))
     try:
         view = memoryview(mm)[at:]
         assert view.tobytes() == data[start:end]
@@ -520,4 +532,53 @@ def test_map_range_gives_exactly_the_bytes_asked(tmp_path, start, end):
     finally:
         mm.close()
     with pytest.raises(RuntimeError, match="changed"):
-        shmparse.pool._map_range(str(p), start, end, (st.st_size + 1, st.st_mtime_ns))
+        _tasks.map_range(Block(str(p), start, end, (st.st_size + 1, st.st_mtime_ns)))
+
+
+ORPHANED = textwrap.dedent("""
+    import os, signal, sys, time
+    import shmparse
+    from shmparse import _segments, _tasks
+
+    def slow_file(path, kw, name):
+        time.sleep(1.0)                  # the parent is SIGKILLed meanwhile
+        return _tasks.parse_file(path, kw, name)
+
+    if __name__ == "__main__":
+        ld = shmparse.Loader(2, start_method="fork")
+        name = _segments.new_name()
+        ld.submit(slow_file, sys.argv[1], {"delimiter": "\\\\t"}, name)
+        ld.submit(time.sleep, 1.0)
+        print(name, *[w.proc.pid for w in ld._pool], flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_workers_of_a_killed_parent_exit_quietly(tmp_path):
+    """A worker whose parent was SIGKILLed while it ran a task cannot deliver the reply: it
+    exits without a traceback (BrokenPipeError) in the user's terminal, and removes the
+    segment it filled for the parent, which nobody else would remove."""
+    data = tmp_path / "in.tsv"
+    data.write_text("1\t2\t3\n" * 1000)
+    script = tmp_path / "orphaned.py"
+    script.write_text(ORPHANED)
+    r = subprocess.Popen([sys.executable, str(script), str(data)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    name = None
+    try:
+        name, *pids = r.stdout.readline().split()
+        assert r.wait(timeout=60) == -signal.SIGKILL
+        # the workers hold the pipes too: EOF once both have exited
+        out, err = r.communicate(timeout=60)
+        deadline = time.monotonic() + 30
+        while not all(_reaped(int(p)) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(_reaped(int(p)) for p in pids), "the workers exited"
+        assert err == "", err
+        assert not os.path.exists(os.path.join(shm.SHM_DIR, name)), "its segment was removed"
+    finally:
+        if r.poll() is None:
+            r.kill()
+            r.wait()
+        if name is not None:
+            remove_quietly(name)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import shmparse
-from shmparse._loadtxt import _numpy_loadtxt
+from shmparse._reader import numpy_loadtxt as _numpy_loadtxt
 
 from ._compare import assert_same_array
 

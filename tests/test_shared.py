@@ -22,7 +22,7 @@ import pytest
 
 import shmparse
 from shmparse import SharedArray, SharedHandle, ShmCapacityError, share
-from shmparse import _core, shm
+from shmparse import _core, _segments, shm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
@@ -61,7 +61,7 @@ def test_names_are_random_and_exclusive():
         tokens = {shm.NAME_RE.match(n).group(2) for n in names}
         assert len(tokens) == 50
         with pytest.raises(FileExistsError):   # O_EXCL: never opens someone else's segment
-            shm._create_segment(128, name=arrays[0].name)
+            _segments.create_segment(128, name=arrays[0].name)
         assert arrays[0].owner and exists(arrays[0].name)
     finally:
         for a in arrays:
@@ -119,6 +119,27 @@ def test_share_copies_once_into_a_new_segment():
         SharedArray.create((-1,))
     with pytest.raises(TypeError):
         SharedArray()
+
+
+def test_owner_close_then_unlink_is_harmless():
+    """``sa.close(); sa.unlink()``, the idiom of multiprocessing.shared_memory, and a second
+    ``unlink()`` do nothing in the owner (close() already removed the name); a process that
+    only attached keeps its clear error, before and after its own close()."""
+    sa = SharedArray.create(4, "i8")
+    other = SharedArray.attach(sa.handle)
+    sa.close()
+    sa.unlink()
+    sa.unlink()
+    assert not exists(sa.name) and not sa.owner
+    with pytest.raises(ValueError, match="only the owning process"):
+        other.unlink()
+    other.close()
+    with pytest.raises(ValueError, match="only the owning process"):
+        other.unlink()
+    with SharedArray.create(4, "i8") as owned:     # unlink(), then leaving the block
+        owned.unlink()
+        owned.unlink()
+    assert not exists(owned.name)
 
 
 def test_close_and_unlink_rules():
@@ -217,7 +238,7 @@ def test_attach_errors_are_clear():
         os.truncate(os.path.join(shm.SHM_DIR, sa.name), 70)    # someone truncated it
         with pytest.raises(ValueError, match="holds 70 bytes"):
             SharedArray.attach(h)
-    foreign = shm._new_name(pid=1)
+    foreign = _segments.new_name(pid=1)
     fd = _core.shm_create(foreign)
     try:
         os.write(fd, b"\xff" * 4096)
@@ -226,7 +247,7 @@ def test_attach_errors_are_clear():
     finally:
         os.close(fd)
         _core.shm_remove(foreign)
-    missing = shm._new_name()
+    missing = _segments.new_name()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         SharedArray.attach((missing, (1,), "f8", 64, 8))
 
@@ -339,7 +360,7 @@ def test_cleanup_treats_zombies_as_dead_and_keeps_mapped_orphans():
 
 # -- capacity ------------------------------------------------------------------------
 def test_capacity_error_before_anything_is_written():
-    free = shm.shm_free_bytes()
+    free = _segments.free_bytes()
     before = set(os.listdir(shm.SHM_DIR))
     with pytest.raises(ShmCapacityError) as info:
         SharedArray.create((free + (1 << 30),), "u1")
@@ -354,7 +375,7 @@ def test_capacity_error_before_anything_is_written():
 def test_loadtxt_shared_capacity_error_leaves_nothing(tmp_path, monkeypatch):
     path = tmp_path / "seed.tsv"
     path.write_text(seed_text(2000))
-    monkeypatch.setattr(shm, "shm_free_bytes", lambda: 1000)
+    monkeypatch.setattr(_segments, "free_bytes", lambda: 1000)
     with pytest.raises(ShmCapacityError, match="1000 bytes free"):
         shmparse.loadtxt(path, dtype=SEED, delimiter="\t", shared=True)
 
@@ -371,8 +392,8 @@ def test_reservation_failure_is_a_capacity_error(monkeypatch):
 
 SMALL_SHM = textwrap.dedent("""
     import os, subprocess, sys, numpy as np, shmparse
-    from shmparse import shm
-    free = shm.shm_free_bytes()
+    from shmparse import _segments, shm
+    free = _segments.free_bytes()
     assert free <= 4 << 20, free
     try:
         shmparse.SharedArray.create(8 << 20, "u1")
@@ -380,7 +401,7 @@ SMALL_SHM = textwrap.dedent("""
     except shmparse.ShmCapacityError as e:
         assert e.free == free
     a = shmparse.SharedArray.create(3 << 20, "u1")        # fits
-    shm.shm_free_bytes = lambda: None                     # skip the check: the reservation fails
+    _segments.free_bytes = lambda: None                     # skip the check: the reservation fails
     try:
         shmparse.SharedArray.create(3 << 20, "u1")
         raise SystemExit("no error from posix_fallocate")
@@ -400,7 +421,7 @@ SMALL_SHM = textwrap.dedent("""
         raise SystemExit("no error from the split loadtxt")
     except shmparse.ShmCapacityError:
         pass
-    shm._populate_works = False                           # a kernel without MADV_POPULATE_WRITE
+    _segments.populate_works = False                           # a kernel without MADV_POPULATE_WRITE
     try:
         shmparse.loadtxt("in.tsv", dtype="S10,i4,f4,i4,i4", delimiter="\t", shared=True)
         raise SystemExit("no error from loadtxt reserving with posix_fallocate")
@@ -491,11 +512,11 @@ def test_loadtxt_shared_fills_the_segment_without_an_intermediate_array(tmp_path
 
 @pytest.mark.parametrize("populate", [True, False], ids=["madvise-populate", "fallocate"])
 def test_segment_writer_grows_and_shrinks_in_place(populate, monkeypatch):
-    if populate and not (shm._populate_works and shm._populate_reserves()):
+    if populate and not (_segments.populate_works and _segments.populate_reserves()):
         pytest.skip("MADV_POPULATE_WRITE is missing here (Linux < 5.14) or reserves nothing "
                     "(an emulator's no-op)")
-    monkeypatch.setattr(shm, "_populate_works", populate)
-    monkeypatch.setattr(shm, "_populate_probed", True)
+    monkeypatch.setattr(_segments, "populate_works", populate)
+    monkeypatch.setattr(_segments, "populate_probed", True)
     w = shm.SegmentWriter(16)
     try:
         w.view()[:16] = np.arange(16, dtype=np.uint8)
@@ -586,18 +607,18 @@ def test_a_populate_that_reserves_nothing_falls_back_to_fallocate(monkeypatch):
 
     class NoOpPopulate(mmap.mmap):
         def madvise(self, option, *args):
-            if option == shm._MADV_POPULATE_WRITE:
+            if option == _segments.MADV_POPULATE_WRITE:
                 calls.append(args)
                 return None                  # "done", with no page given
             return real(self, option, *args)
 
     monkeypatch.setattr(shm.mmap, "mmap", NoOpPopulate)
-    assert shm._populate_reserves() is False
-    monkeypatch.setattr(shm, "_populate_probed", False)
-    monkeypatch.setattr(shm, "_populate_works", shm._MADV_POPULATE_WRITE is not None)
+    assert _segments.populate_reserves() is False
+    monkeypatch.setattr(_segments, "populate_probed", False)
+    monkeypatch.setattr(_segments, "populate_works", _segments.MADV_POPULATE_WRITE is not None)
     w = shm.SegmentWriter(1 << 20)
     try:
-        assert shm._populate_probed and not shm._populate_works
+        assert _segments.populate_probed and not _segments.populate_works
         assert os.fstat(w.fd).st_blocks * 512 >= 1 << 20, "reserved by posix_fallocate"
     finally:
         w.abort()

@@ -1,4 +1,4 @@
-"""numpy dtype (+ usecols) -> the column plan the engine understands.
+"""numpy dtype (+ usecols) -> the column plan the engine understands (which converter, which slot).
 
 A plan is one entry per column of the file that lands in the result: which
 converter runs, the byte offset of its slot inside a record, and its width.
