@@ -14,7 +14,6 @@ whose decimal expansion is finite and is computed exactly with integers.
 from __future__ import annotations
 
 import functools
-import math
 import random
 import struct
 import warnings
@@ -341,7 +340,7 @@ def _midpoints(fmt: str, region: str) -> Callable[[random.Random, int], List[str
     return gen
 
 
-def _digit_string(rnd: random.Random, L: int) -> str:
+def digit_string(rnd: random.Random, L: int) -> str:
     """L digits, first nonzero: random, or with a long run of 0s or 9s inside."""
     kind = rnd.randrange(4)
     first = str(rnd.randint(1, 9))
@@ -360,7 +359,7 @@ def gen_long_mantissas(rnd: random.Random, n: int) -> List[str]:
     for _ in range(n):
         L = rnd.randint(20, 40)
         mag = rnd.randint(-330, 310)       # value ~ 10**mag
-        out.append(spell(rnd.random() < 0.5, _digit_string(rnd, L), mag - L + 1, rnd))
+        out.append(spell(rnd.random() < 0.5, digit_string(rnd, L), mag - L + 1, rnd))
     return out
 
 
@@ -379,7 +378,7 @@ def gen_exponent_edges(rnd: random.Random, n: int) -> List[str]:
         if kind == 2:
             digits = rnd.choice(_NEAR_2_64)
         else:
-            digits = _digit_string(rnd, rnd.randint(1, 20) if kind < 3 else rnd.choice((19, 20)))
+            digits = digit_string(rnd, rnd.randint(1, 20) if kind < 3 else rnd.choice((19, 20)))
         L = len(digits)
         if kind == 0:
             mag = rnd.randint(-345, -300)
@@ -437,6 +436,62 @@ def gen_float16_printed(rnd: random.Random, n: int) -> List[str]:
     return [fmts[i % 3](v) for i, v in enumerate(b)]
 
 
+def gen_short_ties(rnd: random.Random, n: int) -> List[str]:
+    """Exact halfway values between adjacent doubles that are w * 10**q with w < 2**64, so a
+    19-digit converter sees the whole value: ties with q >= 0 (the midpoint's odd part is a
+    multiple of 5**q, q <= 23; a power-of-five table entry is exact there and the tie is
+    decided in place) and with q in -4..-1 (midpoints between 2**49 and 2**53); each exact
+    and one unit either side in the 19th-or-last digit, in every spelling."""
+    out: List[str] = []
+    while len(out) < n:
+        neg = rnd.random() < 0.5
+        if rnd.random() < 0.6:
+            q = rnd.randint(1, 23)
+            p5 = _pow5(q)
+            lo_j, hi_j = -(-(1 << 53) // p5), ((1 << 54) - 1) // p5
+            j = rnd.randint(lo_j, hi_j) | 1
+            if j > hi_j:
+                j -= 2
+            odd = j * p5                      # 2M + 1, in [2**53, 2**54)
+            if not (1 << 53) <= odd < (1 << 54):
+                continue
+            # midpoint = odd * 2**k = j * 2**k * 10**q / 2**q: k >= q, w = j * 2**(k - q)
+            k = q + rnd.randint(0, max(0, 63 - j.bit_length()))
+            digits, exp = normalize(str(j << (k - q)), q)
+        else:
+            e1 = rnd.randint(1, 4)            # midpoint = odd * 2**-e1, odd in [2**53, 2**54)
+            odd = rnd.randrange((1 << 53) + 1, 1 << 54, 2)
+            digits, exp = normalize(str(odd * _pow5(e1)), -e1)
+        out.append(spell(neg, digits, exp, rnd))
+        for u in (1, -1):
+            d = nudge(digits, exp, u)
+            if d is not None:
+                out.append(spell(neg, *d, rnd))
+        out.append(spell(neg, *nudge_far(digits, exp, rnd.randint(1, 25), rnd.random() < 0.5), rnd))
+    return out[:n]
+
+
+def gen_positional(rnd: random.Random, n: int) -> List[str]:
+    """Positional decimals (no exponent) of 1-22 significant digits with 0-8 zeros after the
+    point or 1-24 integer digits (leading zeros included): where an eight-digits-at-a-time
+    reader crosses its loads, and where the 19th/20th significant digit falls."""
+    out = []
+    for _ in range(n):
+        L = rnd.choice((rnd.randint(1, 22), 17, 18, 19, 19, 20))
+        digits = digit_string(rnd, L)
+        if rnd.random() < 0.5:                # 0.000ddd: 0-8 zeros after the point
+            z = rnd.randint(0, 8)
+            frac = "0" * z + digits
+            s = rnd.choice(("0", "", "00")) + "." + frac
+        else:                                 # iii.fff with 1..L integer digits
+            i = rnd.randint(1, L)
+            s = "0" * rnd.choice((0, 0, 0, 1, 5)) + digits[:i] + "." + digits[i:]
+            if i == L and rnd.random() < 0.5:
+                s = s[:-1]
+        out.append(("-" if rnd.random() < 0.3 else "") + s)
+    return out
+
+
 # Valid spellings and known hard values, all numpy-valid floats; numpy says what they are.
 SPECIALS: Tuple[str, ...] = (
     # exponent and mantissa spellings
@@ -447,6 +502,8 @@ SPECIALS: Tuple[str, ...] = (
     "1e-400", "-1e-400", "1e400", "-1e400", "1e308", "1e-308", "1e309", "1e-324", "-1e-324",
     "1e-99999999999", "1e99999999999", "-1e99999999999", "1e-2147483649", "1e2147483648",
     "1e4294967296", "1e-4294967297", "0.0001e-320", "10000e-328",
+    "1.5e0000000", "1.5e00000001", "1.5E-00000001", "1e-00000000000000000000324",
+    "4.9e-0000324", "1.7976931348623157e+00000308", "123456789012345678e-0000000010",
     "1000000000000000000000000000000e-354", "0.00000000000000001e325",
     "100000000000000000000e288", "100000000000000000000e289",
     # the normal/subnormal boundary
@@ -532,7 +589,9 @@ for _region in ("subnormal", "huge", "tiny", "any"):
     CATEGORIES["bits:" + _region] = (_bits(_region), 1.0)
 for _region, _w in (("normal", 4.0), ("subnormal", 2.0), ("pow2", 2.0), ("edges", 1.0)):
     CATEGORIES["mid64:" + _region] = (_midpoints("f64", _region), _w)
+CATEGORIES["mid64:short-ties"] = (gen_short_ties, 1.5)
 CATEGORIES["long-mantissa"] = (gen_long_mantissas, 3.0)
+CATEGORIES["positional"] = (gen_positional, 1.5)
 CATEGORIES["exponent-edges"] = (gen_exponent_edges, 2.0)
 CATEGORIES["short-decimal"] = (gen_short_decimals, 1.0)
 for _region, _w in (("normal", 1.5), ("subnormal", 0.5), ("pow2", 0.5), ("edges", 0.3)):
@@ -596,7 +655,7 @@ class Table:
 STRUCT_DTYPE = np.dtype([("a", "S8"), ("x", "<f8"), ("y", "<f4"), ("n", "<i4")])
 
 
-def _plain_cells(rnd: random.Random, kinds: Sequence[str], n: int) -> List[List[str]]:
+def plain_cells(rnd: random.Random, kinds: Sequence[str], n: int) -> List[List[str]]:
     """n rows of plain cells: short decimals, 'r123' labels ('s'), int32 values ('i')."""
     flat = gen_short_decimals(rnd, n * len(kinds))
     rows = [flat[i * len(kinds):(i + 1) * len(kinds)] for i in range(n)]
@@ -659,7 +718,7 @@ def build_table(hard: Sequence[Tuple[str, str]], rnd: random.Random, layout: str
     eol = "\r\n" if layout == "csv-crlf" else "\n"
 
     pool_n = min(n_rows, 509)
-    pool_cells = _plain_cells(rnd, kinds, pool_n)
+    pool_cells = plain_cells(rnd, kinds, pool_n)
     pool_lines = [_render(layout, c, rnd, False, False) for c in pool_cells]
 
     # the hard values, in order; the last row takes what is left, ending at the last column
