@@ -17,7 +17,7 @@ from __future__ import annotations
 import mmap
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
@@ -39,6 +39,31 @@ class Block(NamedTuple):
     start: int
     end: int
     stamp: Tuple[int, int]
+
+
+class BGZFBlock(NamedTuple):
+    """Block ``k`` of the BGZF file ``path`` cut into member ``runs`` (see
+    :func:`shmparse._bgzf.bgzf_block`): the worker inflates the run itself.  ``skip``: bytes
+    of its text to leave out (the skipped lines of the input's first block)."""
+
+    path: str
+    runs: Tuple[Tuple[int, int], ...]
+    k: int
+    stamp: Tuple[int, int]
+    skip: int
+
+
+class SlotBlock(NamedTuple):
+    """A block of decompressed text the parent wrote into the shared segment ``name`` (an
+    input slot): ``size`` bytes after the segment's header, at ``offset`` in the input's
+    text."""
+
+    name: str
+    size: int
+    offset: int
+
+
+AnyBlock = Union[Block, BGZFBlock, SlotBlock]
 
 
 def stamp_of(path: str) -> Tuple[int, int]:
@@ -112,6 +137,8 @@ class InputPlan:
     engine_kw: Dict[str, Any] = field(default_factory=dict)
     row_size: int = 0
     check: int = 0                     # the encoding check a task makes: 0, 1 utf-8, 2 ascii
+    sizes: List[int] = field(default_factory=list)   # input bytes of each block, if not its range
+    stream: Any = None                 # a compressed stream: its blocks of text, in order
 
 
 def plan_input(path: str, dtype: np.dtype, kw: Dict[str, Any], strict: bool,

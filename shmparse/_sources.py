@@ -34,7 +34,7 @@ from ._columns import Unsupported
 _DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".lzma": lzma.open}
 
 # codec name (as codecs.lookup spells it) -> how the engine reads its bytes
-_NATIVE = {"utf-8": _core.ENC_UTF8, "utf-8-sig": _core.ENC_UTF8,
+NATIVE = {"utf-8": _core.ENC_UTF8, "utf-8-sig": _core.ENC_UTF8,
            "iso8859-1": _core.ENC_LATIN1, "ascii": _core.ENC_LATIN1}
 
 
@@ -187,7 +187,7 @@ def _read_as_numpy(path: str, opener: Callable[..., Any], codec: str) -> Text:
 def open_path(path: str, encoding: Optional[str]) -> Text:
     codec = codec_name(encoding if encoding is not None else default_encoding())
     ext = os.path.splitext(path)[1].lower()
-    if codec not in _NATIVE:
+    if codec not in NATIVE:
         # decode once with Python's codec (as numpy does), then read it as utf-8
         opener = _DECOMPRESSORS.get(ext, open)
         try:
@@ -206,7 +206,7 @@ def open_path(path: str, encoding: Optional[str]) -> Text:
         text = Text(data, _core.LINES_UNIVERSAL, True, _core.ENC_LATIN1, None, path)
     else:
         text = _map_file(path)
-    text.enc = _NATIVE[codec]
+    text.enc = NATIVE[codec]
     text.codec = None if codec in ("iso8859-1",) else ("ascii" if codec == "ascii" else "utf-8")
     opener = _DECOMPRESSORS.get(ext, open)
     text.reopen = lambda: opener(path, "rt", encoding=codec)
@@ -260,8 +260,8 @@ def read_file_object(f: Any, encoding: Optional[str], name: str) -> Any:
     if not isinstance(content, (bytes, bytearray)):
         raise TypeError("non-string returned while reading data")
     codec = codec_name(encoding if encoding is not None else getattr(f, "encoding", "latin1"))
-    if codec in _NATIVE and codec != "utf-8-sig":
-        return Text(content, _core.LINES_NL, False, _NATIVE[codec],
+    if codec in NATIVE and codec != "utf-8-sig":
+        return Text(content, _core.LINES_NL, False, NATIVE[codec],
                     None if codec == "iso8859-1" else codec, name)
     # any other codec: decode each line when numpy would, then read as utf-8
     return Lines(iter(io.BytesIO(content)), codec, name)
