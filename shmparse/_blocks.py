@@ -44,13 +44,17 @@ class Block(NamedTuple):
 class BGZFBlock(NamedTuple):
     """Block ``k`` of the BGZF file ``path`` cut into member ``runs`` (see
     :func:`shmparse._bgzf.bgzf_block`): the worker inflates the run itself.  ``skip``: bytes
-    of its text to leave out (the skipped lines of the input's first block)."""
+    of its text to leave out (the skipped lines of the input's first block).  ``whole_lines``:
+    a block of a damaged file: a last line it does not end (it reaches the damage) is not
+    parsed (the damage is reported first, as numpy, reading on to find the line's end,
+    would)."""
 
     path: str
     runs: Tuple[Tuple[int, int], ...]
     k: int
     stamp: Tuple[int, int]
     skip: int
+    whole_lines: bool = False    # a damaged file: leave out a last unended line
 
 
 class SlotBlock(NamedTuple):
@@ -139,6 +143,7 @@ class InputPlan:
     check: int = 0                     # the encoding check a task makes: 0, 1 utf-8, 2 ascii
     sizes: List[int] = field(default_factory=list)   # input bytes of each block, if not its range
     stream: Any = None                 # a compressed stream: its blocks of text, in order
+    error: Optional[BaseException] = None   # damage found after the blocks (raised in order)
 
 
 def plan_input(path: str, dtype: np.dtype, kw: Dict[str, Any], strict: bool,

@@ -42,7 +42,7 @@ from ._bgzf import (BGZFScan, NotBGZF, bgzf_block, bgzf_members, bgzf_runs, bgzf
 
 __all__ = ["BGZF_EOF", "Block", "BGZFScan", "InflateBackend", "NotBGZF", "ReadAhead",
            "available_backends", "bgzf_block", "bgzf_members", "bgzf_runs", "bgzf_scan",
-           "bgzf_text_offsets", "get_backend", "inflate_members", "iter_blocks", "sniff",
+           "bgzf_text_offsets", "get_backend", "inflate_members", "iter_blocks", "read_all", "sniff",
            "sniff_path"]
 
 T = TypeVar("T")
@@ -80,8 +80,11 @@ def _cut_lines(pieces: Iterator[bytes], block_bytes: int, inp: ByteInput) -> Ite
 
 # --------------------------------------------------------------------------- streams
 
-def _open_source(source: Any, chunk: int) -> Tuple[ByteInput, Callable[[], None], Optional[str],
-                                                  Optional[Callable[[int], Tuple[ByteInput, Callable[[], None]]]]]:
+Reopen = Callable[[int], Tuple[ByteInput, Callable[[], None]]]
+
+
+def _open_source(source: Any, chunk: int
+                 ) -> Tuple[ByteInput, Callable[[], None], Optional[str], Optional[Reopen]]:
     """(input, close, name, reopen) for a path, a binary file object or a buffer.
 
     ``reopen(offset)`` gives a fresh input from ``offset`` (relative to where reading began)
@@ -107,6 +110,15 @@ def _open_source(source: Any, chunk: int) -> Tuple[ByteInput, Callable[[], None]
         return ByteInput(source, chunk), lambda: None
     return (ByteInput(source, chunk), lambda: None, name if isinstance(name, str) else None,
             reopen_file if base is not None else None)
+
+
+def read_all(source: Any, kind: Optional[str] = None, *,
+             backend: Union[None, str, InflateBackend] = None) -> Any:
+    """The whole decompressed text of ``source`` (as :func:`iter_blocks` reads it, in one
+    block: the fast decompressor, every member's CRC and length checked), as a bytearray."""
+    for blk in iter_blocks(source, kind, block_bytes=1 << 62, backend=backend):
+        return blk.data
+    return bytearray()
 
 
 def iter_blocks(source: Any, kind: Optional[str] = None, *, block_bytes: int = 16 << 20,

@@ -229,6 +229,10 @@ class Conversion:
                                    for k, b in enumerate(plan.blocks)]
             blocks = [_Block(src, k == n - 1, sizes[k], block=b)
                       for k, b in enumerate(plan.blocks)]
+            if plan.error is not None:
+                end = _Block(src, True, 0)
+                end.error = plan.error
+                blocks.append(end)
         src.blocks = len(blocks)
         if not blocks:                  # no rows at all: an empty dataset, in order
             blocks = [_Block(src, True, src.size)]

@@ -20,8 +20,10 @@ parent, and each worker one block of text and its run of compressed bytes.
 """
 from __future__ import annotations
 
+import lzma
 import mmap
 import os
+import zlib
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -126,8 +128,9 @@ def plan_compressed(path: str, kind: str, dtype: np.dtype, kw: Dict[str, Any], s
     """Plan the compressed input ``path`` (of the format ``kind``, from
     :func:`shmparse._inflate.sniff_path`) for parsing with loadtxt's options ``kw``.
 
-    Raises what the standard library raises reading a damaged file, when the damage is in the
-    blocks this reads (the skipped lines, the first row) or in a BGZF file's member layout."""
+    A damaged file: the plan of a whole file (read by loadtxt as numpy reads it) when the
+    damage is in the first blocks (the skipped lines, the first row); for damage found in a
+    BGZF file's member layout, ``plan.error`` is raised after the blocks before it."""
     if kw.get("converters") is not None:
         return InputPlan(whole=True)
     codec = codec_name(kw.get("encoding") or default_encoding())
@@ -148,9 +151,15 @@ def plan_compressed(path: str, kind: str, dtype: np.dtype, kw: Dict[str, Any], s
     head = _Head(job, engine_kw)
     stamp = stamp_of(path)
     plan = InputPlan(whole=False, job=job, enc=enc, engine_kw=engine_kw, check=check)
-    laid_out = _plan_bgzf(path, stamp, head, plan, block_bytes) if kind == "bgzf" else None
-    if laid_out is None:
-        _plan_stream(path, kind, head, plan, block_bytes)
+    try:
+        laid_out = _plan_bgzf(path, stamp, head, plan, block_bytes) if kind == "bgzf" else None
+        if laid_out is None:
+            _plan_stream(path, kind, head, plan, block_bytes)
+    except (EOFError, OSError, zlib.error, lzma.LZMAError):
+        # damage within the first blocks, which may hold garbage before the error (a bzip2
+        # block is checked at its end): loadtxt reads it whole as numpy does, and says what
+        # numpy says
+        return InputPlan(whole=True, job=job)
     ncols = head.ncols
     if ncols is None:                              # no row at all: loadtxt says what follows
         if plan.stream is not None:
@@ -173,7 +182,7 @@ def _plan_bgzf(path: str, stamp: Tuple[int, int], head: _Head, plan: InputPlan,
         if not scan.complete:
             if scan.error is None:
                 return None                        # gzip that is not BGZF: a stream
-            raise scan.error
+            plan.error = scan.error                # raised after the blocks before it
         text_bytes = sum(scan.isizes)
         target = max(1, int(block_bytes * len(mm) / max(text_bytes, 1)))
         runs = tuple(bgzf_runs(scan.members, scan.end, target))
@@ -188,7 +197,8 @@ def _plan_bgzf(path: str, stamp: Tuple[int, int], head: _Head, plan: InputPlan,
         mm.close()
     if k == len(runs):                             # nothing but skipped lines
         return True
-    plan.blocks = [BGZFBlock(path, runs, j, stamp, skip if j == k else 0)
+    plan.blocks = [BGZFBlock(path, runs, j, stamp, skip if j == k else 0,
+                             plan.error is not None)
                    for j in range(k, len(runs))]
     plan.sizes = [b - a for a, b in runs[k:]]
     plan.sizes[0] += runs[k][0]                    # the header and the skipped runs

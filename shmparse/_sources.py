@@ -22,6 +22,7 @@ import lzma
 import mmap
 import os
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -30,8 +31,10 @@ import numpy as np
 
 from . import _core
 from ._columns import Unsupported
+from ._compressed import read_all
 
 _DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".lzma": lzma.open}
+_KINDS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".lzma": "xz"}
 
 # codec name (as codecs.lookup spells it) -> how the engine reads its bytes
 NATIVE = {"utf-8": _core.ENC_UTF8, "utf-8-sig": _core.ENC_UTF8,
@@ -149,7 +152,7 @@ def _map_file(path: str) -> Text:
 _READ_ERRORS = (UnicodeError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
-def _naming(e: BaseException, path: str) -> BaseException:
+def naming(e: BaseException, path: str) -> BaseException:
     """The same error, its message (numpy's words first) naming the file."""
     try:
         if isinstance(e, UnicodeDecodeError):
@@ -179,14 +182,31 @@ def _read_as_numpy(path: str, opener: Callable[..., Any], codec: str) -> Text:
                     break
                 parts.append(chunk)
         except _READ_ERRORS as e:
-            error = _naming(e, path)
+            error = naming(e, path)
     return Text("".join(parts).encode("utf-8", "surrogatepass"), _core.LINES_UNIVERSAL, True,
                 _core.ENC_UTF8, None, path, tail_error=error)
 
 
+# path -> the suffix to read it by, for a compressed file named otherwise (see read_as)
+_read_as: Dict[str, str] = {}
+
+
+@contextmanager
+def read_as(path: str, kind: str) -> Iterator[None]:
+    """While in the block, :func:`open_path` reads ``path`` as if its name ended in the
+    suffix numpy decompresses ``kind`` (``"gzip"``, ``"bgzf"``, ``"bz2"``, ``"xz"``) by:
+    a compressed file recognised by its content is then read exactly as numpy reads it
+    under that name (its text in chunks, an error only when the parse gets that far)."""
+    _read_as[path] = {"gzip": ".gz", "bgzf": ".gz", "bz2": ".bz2", "xz": ".xz"}[kind]
+    try:
+        yield
+    finally:
+        _read_as.pop(path, None)
+
+
 def open_path(path: str, encoding: Optional[str]) -> Text:
     codec = codec_name(encoding if encoding is not None else default_encoding())
-    ext = os.path.splitext(path)[1].lower()
+    ext = _read_as.get(path) or os.path.splitext(path)[1].lower()
     if codec not in NATIVE:
         # decode once with Python's codec (as numpy does), then read it as utf-8
         opener = _DECOMPRESSORS.get(ext, open)
@@ -198,10 +218,9 @@ def open_path(path: str, encoding: Optional[str]) -> Text:
         return Text(data.encode("utf-8", "surrogatepass"), _core.LINES_UNIVERSAL, True,
                     _core.ENC_UTF8, None, path)
     if ext in _DECOMPRESSORS:
-        try:
-            with _DECOMPRESSORS[ext](path, "rb") as fh:
-                data = fh.read()
-        except _READ_ERRORS:   # a truncated or corrupt stream
+        try:        # the fast decompressor (ISA-L), in the format numpy's opener reads
+            data = read_all(path, _KINDS[ext])
+        except _READ_ERRORS:   # a truncated or corrupt stream: as numpy meets it
             return _read_as_numpy(path, _DECOMPRESSORS[ext], codec)
         text = Text(data, _core.LINES_UNIVERSAL, True, _core.ENC_LATIN1, None, path)
     else:

@@ -16,12 +16,10 @@ about a millisecond of each block's 14.
 """
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import mmap
 import os
 import zlib
+from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -31,6 +29,7 @@ from ._bgzf import bgzf_block
 from ._blocks import AnyBlock, Block, SlotBlock
 from ._job import LOADTXT_DEFAULTS
 from ._reader import entry
+from ._sources import read_as
 from ._segments import HEADER
 from .shm import SharedArray, SharedHandle, disown
 
@@ -44,23 +43,16 @@ def parse_file(path: str, kw: Dict[str, Any], name: str,
     give it up (the caller adopts it with :func:`shmparse.shm.adopt`).
 
     ``kind``: a compressed file numpy would not decompress by its name (``"gzip"``,
-    ``"bgzf"``, ``"bz2"``, ``"xz"``): read through the standard module for that format."""
+    ``"bgzf"``, ``"bz2"``, ``"xz"``): read as if it were named so."""
     release_slots()
     kw = dict(LOADTXT_DEFAULTS, **kw)
     if kw["threads"] is None:
         kw["threads"] = 1        # the other workers use the other CPUs
-    source: Any = path
-    if kind is not None:
-        opener = {"gzip": gzip.open, "bgzf": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind]
-        source = opener(path, "rb")
-    try:
-        sa = entry(source, kw["dtype"], kw["comments"], kw["delimiter"], kw["converters"],
+    with read_as(path, kind) if kind is not None else nullcontext():
+        sa = entry(path, kw["dtype"], kw["comments"], kw["delimiter"], kw["converters"],
                    kw["skiprows"], kw["usecols"], kw["unpack"], kw["ndmin"], kw["encoding"],
                    kw["max_rows"], kw["quotechar"], kw["like"], kw["strict"], None,
                    kw["threads"], True, name)
-    finally:
-        if source is not path:
-            source.close()
     return disown(sa)
 
 
@@ -146,7 +138,7 @@ def block_text(block: AnyBlock) -> Tuple[memoryview, int, Callable[[], None]]:
             view.release()
             seg.close()
         return view, block.offset, close_slot
-    path, runs, k, stamp, skip = block
+    path, runs, k, stamp, skip, whole_lines = block
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
         if (st.st_size, st.st_mtime_ns) != stamp:
@@ -156,7 +148,10 @@ def block_text(block: AnyBlock) -> Tuple[memoryview, int, Callable[[], None]]:
         text = bgzf_block(mm, runs, k, name=path)
     finally:
         mm.close()
-    return memoryview(text.data)[skip:], text.offset + skip, lambda: None
+    data = text.data
+    if whole_lines:
+        del data[max(data.rfind(b"\n"), data.rfind(b"\r")) + 1:]
+    return memoryview(data)[skip:], text.offset + skip, lambda: None
 
 
 def parse_block(block: AnyBlock, kw: Dict[str, Any], row_size: int, check: int, owner: str,
