@@ -209,7 +209,7 @@ def _plan_stream(path: str, kind: str, head: _Head, plan: InputPlan,
                  block_bytes: int) -> None:
     """A stream into ``plan``: the first blocks read here, the rest read ahead."""
     blocks: Iterator[Any] = iter_blocks(path, "gzip" if kind == "bgzf" else kind,
-                                        block_bytes=block_bytes, name=path)
+                                        block_bytes=max(1, block_bytes // 2), name=path)
     ahead = ReadAhead(blocks, depth=1)
     first: List[Tuple[Any, int, int]] = []
     seen = 0
