@@ -59,12 +59,13 @@ class BGZFBlock(NamedTuple):
 
 class SlotBlock(NamedTuple):
     """A block of decompressed text the parent wrote into the shared segment ``name`` (an
-    input slot): ``size`` bytes after the segment's header, at ``offset`` in the input's
-    text."""
+    input slot): ``size`` bytes from ``at`` after the segment's header, at ``offset`` in the
+    input's text."""
 
     name: str
     size: int
     offset: int
+    at: int = 0          # where the text starts after the header
 
 
 AnyBlock = Union[Block, BGZFBlock, SlotBlock]
@@ -84,8 +85,8 @@ def unsplittable(job: Job, text: Text, min_size: int = MIN_SPLIT) -> str:
         return "max_rows is set"
     if job.multi:
         return "a multi-character comment or several comment strings"
-    if not isinstance(text.buf, mmap.mmap):
-        return "a compressed, re-encoded or unmappable input"
+    if not isinstance(text.buf, mmap.mmap) and not text.decompressed:
+        return "a re-encoded or unmappable input"
     if text.lines != _core.LINES_UNIVERSAL:
         return "line ends other than universal newlines"
     if len(text.buf) < min_size:

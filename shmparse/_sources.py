@@ -67,6 +67,8 @@ class Text:
     reopen: Optional[Callable[[], Any]] = None
     # raised if the parse reaches the end of buf: numpy's next read of the file fails so
     tail_error: Optional[Exception] = None
+    # the text of a compressed path, decompressed whole (cut like a mapped file, by offsets)
+    decompressed: bool = False
 
     def close(self) -> None:
         while self.closers:
@@ -222,7 +224,8 @@ def open_path(path: str, encoding: Optional[str]) -> Text:
             data = read_all(path, _KINDS[ext])
         except _READ_ERRORS:   # a truncated or corrupt stream: as numpy meets it
             return _read_as_numpy(path, _DECOMPRESSORS[ext], codec)
-        text = Text(data, _core.LINES_UNIVERSAL, True, _core.ENC_LATIN1, None, path)
+        text = Text(data, _core.LINES_UNIVERSAL, True, _core.ENC_LATIN1, None, path,
+                    decompressed=True)
     else:
         text = _map_file(path)
     text.enc = NATIVE[codec]

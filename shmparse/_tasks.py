@@ -73,14 +73,13 @@ def map_range(block: Block) -> Tuple[mmap.mmap, int]:
     return mm, start - base
 
 
-def parse_range(block: Block, kw: Dict[str, Any], out: SharedHandle,
+def parse_range(block: AnyBlock, kw: Dict[str, Any], out: SharedHandle,
                 capacity: int) -> Dict[str, Any]:
     """Parse ``block`` into the slice ``out`` of a segment the caller made (room for
     ``capacity`` rows), reserving the slice's pages first."""
     release_slots()
-    mm, at = map_range(block)
+    view, _, done = block_text(block)
     try:
-        view = memoryview(mm)[at:]
         try:
             seg = _segments.map_segment(out.name, out.offset + out.size, True,
                                         populate_tables=False)
@@ -98,7 +97,7 @@ def parse_range(block: Block, kw: Dict[str, Any], out: SharedHandle,
         finally:
             view.release()
     finally:
-        mm.close()
+        done()
     return res
 
 
@@ -131,8 +130,9 @@ def block_text(block: AnyBlock) -> Tuple[memoryview, int, Callable[[], None]]:
         mm, at = map_range(block)
         return memoryview(mm)[at:], block.start, mm.close
     if isinstance(block, SlotBlock):
-        seg = _segments.map_segment(block.name, HEADER + block.size, False)
-        view = memoryview(seg)[HEADER:HEADER + block.size]
+        a = HEADER + block.at
+        seg = _segments.map_segment(block.name, a + block.size, False)
+        view = memoryview(seg)[a:a + block.size]
 
         def close_slot() -> None:
             view.release()
