@@ -55,6 +55,7 @@ class BGZFBlock(NamedTuple):
     stamp: Tuple[int, int]
     skip: int
     whole_lines: bool = False    # a damaged file: leave out a last unended line
+    text_start: int = 0          # where run k's text starts in the file's text
 
 
 class SlotBlock(NamedTuple):

@@ -42,8 +42,8 @@ from ._bgzf import (BGZFScan, NotBGZF, bgzf_block, bgzf_members, bgzf_runs, bgzf
 
 __all__ = ["BGZF_EOF", "Block", "BGZFScan", "InflateBackend", "NotBGZF", "ReadAhead",
            "available_backends", "bgzf_block", "bgzf_members", "bgzf_runs", "bgzf_scan",
-           "bgzf_text_offsets", "get_backend", "inflate_members", "iter_blocks", "read_all", "sniff",
-           "sniff_path"]
+           "bgzf_text_offsets", "get_backend", "inflate_members", "iter_blocks", "read_all",
+           "sniff", "sniff_path"]
 
 T = TypeVar("T")
 
@@ -101,7 +101,8 @@ def _open_source(source: Any, chunk: int
         return ByteInput(f, chunk), f.close, path, reopen_path
     if isinstance(source, BUFFERS):
         inp = ByteInput(source, chunk)
-        return (inp, inp.close, None, lambda offset: (ByteInput(source, chunk, offset), lambda: None))
+        return (inp, inp.close, None,
+                lambda offset: (ByteInput(source, chunk, offset), lambda: None))
     name = getattr(source, "name", None)
     base = source.tell() if source.seekable() else None
 

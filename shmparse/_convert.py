@@ -24,6 +24,7 @@ import stat
 import sys
 import threading
 from collections import deque
+from contextlib import nullcontext
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -37,7 +38,7 @@ from ._inflate import sniff_path
 from ._job import raise_decode_error, warn_user
 from ._outfile import Room, clear, fmt_mb, free_bytes
 from ._segments import HEADER
-from ._sources import open_path
+from ._sources import open_path, read_as
 from ._tasks import compress_chunks, parse_block, parse_file, release_slots
 from .errors import WorkerCrashedError
 from .shm import SharedArray, SharedHandle, adopt
@@ -419,7 +420,8 @@ class Conversion:
             assert plan is not None and plan.job is not None
             job = plan.job
             if res["status"] == "decode":
-                text = open_path(src.path, self.kw.get("encoding"))
+                with read_as(src.path, src.kind) if src.kind else nullcontext():
+                    text = open_path(src.path, self.kw.get("encoding"))
                 try:
                     raise_decode_error(text, res["offset"])
                 finally:

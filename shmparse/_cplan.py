@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._bgzf import bgzf_block, bgzf_runs, bgzf_scan
+from ._bgzf import bgzf_block, bgzf_runs, bgzf_scan, bgzf_text_offsets
 from ._blocks import BGZFBlock, InputPlan, stamp_of
 from ._columns import Unsupported
 from ._compressed import ReadAhead, iter_blocks
@@ -186,6 +186,7 @@ def _plan_bgzf(path: str, stamp: Tuple[int, int], head: _Head, plan: InputPlan,
         text_bytes = sum(scan.isizes)
         target = max(1, int(block_bytes * len(mm) / max(text_bytes, 1)))
         runs = tuple(bgzf_runs(scan.members, scan.end, target))
+        starts = bgzf_text_offsets(mm, runs)
         k, skip = 0, 0
         while k < len(runs):
             text = bgzf_block(mm, runs, k, name=path)
@@ -198,7 +199,7 @@ def _plan_bgzf(path: str, stamp: Tuple[int, int], head: _Head, plan: InputPlan,
     if k == len(runs):                             # nothing but skipped lines
         return True
     plan.blocks = [BGZFBlock(path, runs, j, stamp, skip if j == k else 0,
-                             plan.error is not None)
+                             plan.error is not None, starts[j])
                    for j in range(k, len(runs))]
     plan.sizes = [b - a for a, b in runs[k:]]
     plan.sizes[0] += runs[k][0]                    # the header and the skipped runs

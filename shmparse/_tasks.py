@@ -138,14 +138,14 @@ def block_text(block: AnyBlock) -> Tuple[memoryview, int, Callable[[], None]]:
             view.release()
             seg.close()
         return view, block.offset, close_slot
-    path, runs, k, stamp, skip, whole_lines = block
+    path, runs, k, stamp, skip, whole_lines, text_start = block
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
         if (st.st_size, st.st_mtime_ns) != stamp:
             raise RuntimeError(f"{path!r} changed while it was being loaded")
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        text = bgzf_block(mm, runs, k, name=path)
+        text = bgzf_block(mm, runs, k, text_start=text_start, name=path)
     finally:
         mm.close()
     data = text.data

@@ -279,3 +279,18 @@ def test_command_exits_1_on_damage_after_many_blocks(tmp_path, kind):
     assert "BadGzipFile" in r.stderr or "CRC" in r.stderr, r.stderr
     assert str(path) in r.stderr
     assert sorted(os.listdir(tmp_path)) == ["late"]
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bgzf"])
+def test_invalid_utf8_names_file_byte_and_line_of_the_text(tmp_path, loader, kind):
+    rows = b"".join(b"%d\t%d\n" % (i, 2 * i) for i in range(3000))
+    text = rows[:20000] + b"7\t\xff8\n" + rows[20000:]
+    (tmp_path / "t.txt").write_bytes(text)
+    with pytest.raises(UnicodeDecodeError):
+        np.loadtxt(str(tmp_path / "t.txt"), dtype="f8", encoding="utf-8")
+    path = tmp_path / "t"
+    path.write_bytes(_compress(kind, text))
+    line = text[:20002].count(b"\n") + 1
+    with pytest.raises(UnicodeDecodeError, match=rf"byte 20002 of {path}, line {line}\)"):
+        shmparse.to_hdf5([str(path)], str(tmp_path / "u.h5"), dtype="f8", encoding="utf-8",
+                         loader=loader, block_bytes=4000)
