@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import bz2
 import lzma
+import mmap
 import os
 import queue
 import threading
 import weakref
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Generic, Iterable, Iterator, Optional, Tuple, TypeVar, Union
 
 from ._inflate import (BUFFERS, BGZF_EOF, Block, ByteInput, InflateBackend, Where,
@@ -114,12 +116,52 @@ def _open_source(source: Any, chunk: int
 
 
 def read_all(source: Any, kind: Optional[str] = None, *,
-             backend: Union[None, str, InflateBackend] = None) -> Any:
+             backend: Union[None, str, InflateBackend] = None, threads: int = 1) -> Any:
     """The whole decompressed text of ``source`` (as :func:`iter_blocks` reads it, in one
-    block: the fast decompressor, every member's CRC and length checked), as a bytearray."""
+    block: the fast decompressor, every member's CRC and length checked), as a bytearray.
+
+    ``threads`` > 1: a BGZF path is inflated by that many threads, a run of members each
+    (the inflate calls release the GIL)."""
+    if threads > 1 and kind in (None, "gzip", "bgzf") and isinstance(source, (str, os.PathLike)):
+        text = _read_bgzf(os.fspath(source), threads, resolve_backend(backend))
+        if text is not None:
+            return text
     for blk in iter_blocks(source, kind, block_bytes=1 << 62, backend=backend):
         return blk.data
     return bytearray()
+
+
+def _read_bgzf(path: str, threads: int, backend: InflateBackend) -> Optional[bytearray]:
+    """A BGZF file's text, its runs inflated on ``threads`` threads; None when the file is
+    not BGZF or not whole (the stream reading then decides what it is)."""
+    with open(path, "rb") as f:
+        try:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):      # empty, or not mappable
+            return None
+    try:
+        if sniff(mm[:65536 + 12]) != "bgzf":
+            return None
+        scan = bgzf_scan(mm, name=path)
+        if not scan.complete:
+            return None
+        runs = bgzf_runs(scan.members, scan.end, max(1, len(mm) // (threads * 4)))
+        offsets = bgzf_text_offsets(mm, runs)
+        out = bytearray(offsets[-1])
+
+        def inflate(i: int) -> None:
+            text = inflate_members(mm, runs[i][0], runs[i][1], name=path, backend=backend)
+            if len(text) != offsets[i + 1] - offsets[i]:     # (ISIZE was checked: a bug)
+                raise NotBGZF(f"{path}: BGZF run {i} inflated to an unexpected length")
+            out[offsets[i]:offsets[i + 1]] = text
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="shmparse-inflate") as pool:
+            list(pool.map(inflate, range(len(runs))))
+        return out
+    except NotBGZF:
+        return None
+    finally:
+        mm.close()
 
 
 def iter_blocks(source: Any, kind: Optional[str] = None, *, block_bytes: int = 16 << 20,

@@ -206,6 +206,13 @@ def read_as(path: str, kind: str) -> Iterator[None]:
         _read_as.pop(path, None)
 
 
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def open_path(path: str, encoding: Optional[str]) -> Text:
     codec = codec_name(encoding if encoding is not None else default_encoding())
     ext = _read_as.get(path) or os.path.splitext(path)[1].lower()
@@ -221,7 +228,7 @@ def open_path(path: str, encoding: Optional[str]) -> Text:
                     _core.ENC_UTF8, None, path)
     if ext in _DECOMPRESSORS:
         try:        # the fast decompressor (ISA-L), in the format numpy's opener reads
-            data = read_all(path, _KINDS[ext])
+            data = read_all(path, _KINDS[ext], threads=_usable_cpus())
         except _READ_ERRORS:   # a truncated or corrupt stream: as numpy meets it
             return _read_as_numpy(path, _DECOMPRESSORS[ext], codec)
         text = Text(data, _core.LINES_UNIVERSAL, True, _core.ENC_LATIN1, None, path,
