@@ -128,9 +128,11 @@ def cut_blocks(buf: Any, start: int, block_bytes: int) -> List[Tuple[int, int]]:
 class InputPlan:
     """How one input of a conversion is parsed.
 
-    ``whole``: by one ``loadtxt`` task (compressed, ``quotechar``, ``max_rows``, several
-    comment strings, another encoding, converters, no first row...); else by one block task
-    per entry of ``blocks``, each given ``engine_kw``, ``row_size`` and ``check``.
+    ``whole``: by one ``loadtxt`` task (``quotechar``, ``max_rows``, several comment
+    strings, another encoding, converters, no first row...); else by one block task per entry
+    of ``blocks`` (plain ranges or BGZF blocks; ``sizes``: their input bytes when they are not
+    their ranges) or per block of text ``stream`` yields (a compressed stream), each given
+    ``engine_kw``, ``row_size`` and ``check``; ``error``: damage to raise after the blocks.
     """
 
     whole: bool
