@@ -90,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="convert text files to one HDF5 file",
                        description="Convert text files to one HDF5 file (written to a temporary "
                        "file and renamed into place on success).")
-    c.add_argument("inputs", nargs="+", metavar="INPUT", help="text files (.gz/.bz2/.xz too)")
+    c.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="text files (gzip, BGZF, bz2, xz too, by content)")
     c.add_argument("-o", "--output", required=True, metavar="OUT.h5")
     c.add_argument("--dtype", required=True,
                    help="fields 'chr:S10,pos:i4,pct:f4' or a numpy dtype such as 'f8'")

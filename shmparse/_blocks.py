@@ -17,7 +17,7 @@ from __future__ import annotations
 import mmap
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
@@ -41,6 +41,37 @@ class Block(NamedTuple):
     stamp: Tuple[int, int]
 
 
+class BGZFBlock(NamedTuple):
+    """Block ``k`` of the BGZF file ``path`` cut into member ``runs`` (see
+    :func:`shmparse._bgzf.bgzf_block`): the worker inflates the run itself.  ``skip``: bytes
+    of its text to leave out (the skipped lines of the input's first block).  ``whole_lines``:
+    a block of a damaged file: a last line it does not end (it reaches the damage) is not
+    parsed (the damage is reported first, as numpy, reading on to find the line's end,
+    would)."""
+
+    path: str
+    runs: Tuple[Tuple[int, int], ...]
+    k: int
+    stamp: Tuple[int, int]
+    skip: int
+    whole_lines: bool = False    # a damaged file: leave out a last unended line
+    text_start: int = 0          # where run k's text starts in the file's text
+
+
+class SlotBlock(NamedTuple):
+    """A block of decompressed text the parent wrote into the shared segment ``name`` (an
+    input slot): ``size`` bytes from ``at`` after the segment's header, at ``offset`` in the
+    input's text."""
+
+    name: str
+    size: int
+    offset: int
+    at: int = 0          # where the text starts after the header
+
+
+AnyBlock = Union[Block, BGZFBlock, SlotBlock]
+
+
 def stamp_of(path: str) -> Tuple[int, int]:
     """``(size, mtime_ns)`` of ``path`` now."""
     st = os.stat(path)
@@ -55,8 +86,8 @@ def unsplittable(job: Job, text: Text, min_size: int = MIN_SPLIT) -> str:
         return "max_rows is set"
     if job.multi:
         return "a multi-character comment or several comment strings"
-    if not isinstance(text.buf, mmap.mmap):
-        return "a compressed, re-encoded or unmappable input"
+    if not isinstance(text.buf, mmap.mmap) and not text.decompressed:
+        return "a re-encoded or unmappable input"
     if text.lines != _core.LINES_UNIVERSAL:
         return "line ends other than universal newlines"
     if len(text.buf) < min_size:
@@ -97,9 +128,11 @@ def cut_blocks(buf: Any, start: int, block_bytes: int) -> List[Tuple[int, int]]:
 class InputPlan:
     """How one input of a conversion is parsed.
 
-    ``whole``: by one ``loadtxt`` task (compressed, ``quotechar``, ``max_rows``, several
-    comment strings, another encoding, converters, no first row...); else by one block task
-    per entry of ``blocks``, each given ``engine_kw``, ``row_size`` and ``check``.
+    ``whole``: by one ``loadtxt`` task (``quotechar``, ``max_rows``, several comment
+    strings, another encoding, converters, no first row...); else by one block task per entry
+    of ``blocks`` (plain ranges or BGZF blocks; ``sizes``: their input bytes when they are not
+    their ranges) or per block of text ``stream`` yields (a compressed stream), each given
+    ``engine_kw``, ``row_size`` and ``check``; ``error``: damage to raise after the blocks.
     """
 
     whole: bool
@@ -112,6 +145,9 @@ class InputPlan:
     engine_kw: Dict[str, Any] = field(default_factory=dict)
     row_size: int = 0
     check: int = 0                     # the encoding check a task makes: 0, 1 utf-8, 2 ascii
+    sizes: List[int] = field(default_factory=list)   # input bytes of each block, if not its range
+    stream: Any = None                 # a compressed stream: its blocks of text, in order
+    error: Optional[BaseException] = None   # damage found after the blocks (raised in order)
 
 
 def plan_input(path: str, dtype: np.dtype, kw: Dict[str, Any], strict: bool,

@@ -24,18 +24,21 @@ import stat
 import sys
 import threading
 from collections import deque
+from contextlib import nullcontext
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from . import _core, _segments
-from ._blocks import Block, InputPlan, plan_input
+from ._blocks import AnyBlock, InputPlan, SlotBlock, plan_input
+from ._cplan import numpy_opens, plan_compressed
 from ._executors import cancel, completed_now, run_everywhere, width
 from ._h5writer import H5Writer
+from ._inflate import sniff_path
 from ._job import raise_decode_error, warn_user
 from ._outfile import Room, clear, fmt_mb, free_bytes
 from ._segments import HEADER
-from ._sources import open_path
+from ._sources import open_path, read_as
 from ._tasks import compress_chunks, parse_block, parse_file, release_slots
 from .errors import WorkerCrashedError
 from .shm import SharedArray, SharedHandle, adopt
@@ -61,6 +64,8 @@ class Source:
         self.blocks = 0          # blocks this file was cut into
         self.first_row = 0       # (concat) its first row in the dataset
         self.whole = False       # parsed whole by one task
+        self.kind: Optional[str] = None   # compressed: "gzip", "bgzf", "bz2", "xz"
+        self.consumed = 0        # a stream: compressed bytes its blocks covered so far
 
 
 class Slot:
@@ -96,11 +101,42 @@ class Slot:
         _segments.remove_quietly(self.name)
 
 
+class InputSlot:
+    """A reusable shared-memory segment the parent writes a block of decompressed text into,
+    for a worker to parse (a stream's blocks reach the workers this way: one copy into
+    pages the worker maps, no pickling of the text through a pipe)."""
+
+    def __init__(self) -> None:
+        self.name: Optional[str] = None
+        self.mm: Optional[Any] = None
+
+    def fill(self, data: Any, offset: int) -> SlotBlock:
+        """``data`` into the segment (a bigger one if it does not fit): the block to parse."""
+        n = len(data)
+        if self.mm is None or len(self.mm) < HEADER + n:
+            self.close()
+            size = HEADER + n + n // 8
+            self.name, fd = _segments.create_segment(size)
+            os.close(fd)
+            self.mm = _segments.map_segment(self.name, size, True)
+        self.mm[HEADER:HEADER + n] = data
+        assert self.name is not None
+        return SlotBlock(self.name, n, offset)
+
+    def close(self) -> None:
+        if self.mm is not None:
+            self.mm.close()
+            self.mm = None
+        if self.name is not None:
+            _segments.remove_quietly(self.name)
+            self.name = None
+
+
 class _Block:
     __slots__ = ("seq", "src", "last", "nbytes", "block", "name", "future", "sa", "pending",
-                 "slot")
+                 "slot", "data", "error", "inslot")
 
-    def __init__(self, src: Source, last: bool, nbytes: int, block: Optional[Block] = None,
+    def __init__(self, src: Source, last: bool, nbytes: int, block: Optional[AnyBlock] = None,
                  name: Optional[str] = None) -> None:
         self.seq = 0
         self.src = src
@@ -112,6 +148,9 @@ class _Block:
         self.sa: Optional[SharedArray] = None     # a whole file's result
         self.pending = 0           # compress tasks not yet stored
         self.slot: Optional[Slot] = None
+        self.data: Any = None          # a stream's block: its text (until it is in a slot)
+        self.error: Optional[BaseException] = None   # a stream's damage, raised in order
+        self.inslot: Optional[InputSlot] = None
 
 
 def _crash_named(exc: BaseException, path: str) -> BaseException:
@@ -147,6 +186,10 @@ class Conversion:
         self.slots: List[Slot] = []                  # every slot made
         self.idle_slots: List[Slot] = []
         self.whole_names: set = set()                # segments of whole-file tasks, unfreed
+        self.stream: Any = None                      # the compressed stream being cut
+        self.stream_src: Optional[Source] = None
+        self.inslots: List[InputSlot] = []           # every input slot made
+        self.idle_inslots: List[InputSlot] = []
         self.seq = 0
         self.next_write = 0
         self.bytes_done = 0
@@ -165,25 +208,71 @@ class Conversion:
             return False
         src = self.sources[self.next_source]
         self.next_source += 1
-        plan = plan_input(src.path, self.dtype, self.kw, self.strict, self.block_bytes)
+        src.kind = sniff_path(src.path)
+        if src.kind is not None:
+            plan = plan_compressed(src.path, src.kind, self.dtype, self.kw, self.strict,
+                                   self.block_bytes)
+        else:
+            plan = plan_input(src.path, self.dtype, self.kw, self.strict, self.block_bytes)
         src.plan = plan
         src.ncols = plan.ncols
         src.line_base = plan.line_base
         if plan.whole:
             src.whole = True
             blocks = [_Block(src, True, src.size, name=_segments.new_name())]
+        elif plan.stream is not None:         # cut as it is decompressed (_pull)
+            self.stream, self.stream_src = plan.stream, src
+            src.blocks = 2
+            return True
         else:
             n = len(plan.blocks)
-            blocks = [_Block(src, k == n - 1, (b.end - b.start) + (plan.head if k == 0 else 0),
-                             block=b) for k, b in enumerate(plan.blocks)]
+            sizes = plan.sizes or [(b.end - b.start) + (plan.head if k == 0 else 0)
+                                   for k, b in enumerate(plan.blocks)]
+            blocks = [_Block(src, k == n - 1, sizes[k], block=b)
+                      for k, b in enumerate(plan.blocks)]
+            if plan.error is not None:
+                end = _Block(src, True, 0)
+                end.error = plan.error
+                blocks.append(end)
         src.blocks = len(blocks)
         if not blocks:                  # no rows at all: an empty dataset, in order
             blocks = [_Block(src, True, src.size)]
         for b in blocks:
-            b.seq = self.seq
-            self.seq += 1
-            self.queue.append(b)
+            self._queue(b)
         return True
+
+    def _queue(self, blk: _Block) -> None:
+        blk.seq = self.seq
+        self.seq += 1
+        self.queue.append(blk)
+
+    def _pull(self) -> None:
+        """The stream's next block of text (queued), or its end: a last block with no rows
+        that covers the rest of the file, or a block that raises the stream's damage when
+        it is its turn to be written."""
+        src = self.stream_src
+        assert src is not None
+        try:
+            data, offset, consumed = next(self.stream)
+        except StopIteration:
+            self._end_stream(_Block(src, True, max(0, src.size - src.consumed)))
+            return
+        except Exception as exc:
+            end = _Block(src, True, 0)
+            end.error = exc
+            self._end_stream(end)
+            return
+        src.consumed += consumed
+        blk = _Block(src, False, consumed)
+        blk.data = data
+        blk.block = SlotBlock("", len(data), offset)
+        self._queue(blk)
+
+    def _end_stream(self, blk: _Block) -> None:
+        if self.stream is not None:
+            self.stream.close()
+        self.stream = self.stream_src = None
+        self._queue(blk)
 
     # -- 2. tasks on the executor ----------------------------------------------------------
     def start(self) -> None:
@@ -200,7 +289,9 @@ class Conversion:
             if len(self.live) >= self.limit:
                 return
             if not self.queue:
-                if not self._cut_next():
+                if self.stream is not None:
+                    self._pull()
+                elif not self._cut_next():
                     return
                 continue
             blk = self.queue.popleft()
@@ -212,10 +303,16 @@ class Conversion:
                 self.whole_names.add(blk.name)
                 kw = dict(self.kw, dtype=self.dtype, strict=self.strict,
                           ndmin=1 if self.dtype.names is not None else 2)
-                fut = self.executor.submit(parse_file, src.path, kw, blk.name)
+                kind = src.kind if src.kind and not numpy_opens(src.path, src.kind) else None
+                fut = self.executor.submit(parse_file, src.path, kw, blk.name, kind)
             else:
                 plan = src.plan
                 assert plan is not None
+                if blk.data is not None:                 # a stream's text, to a slot
+                    blk.inslot = (self.idle_inslots.pop() if self.idle_inslots
+                                  else self._new_inslot())
+                    blk.block = blk.inslot.fill(blk.data, blk.block.offset)
+                    blk.data = None
                 slot = self.idle_slots.pop() if self.idle_slots else self._new_slot()
                 blk.slot = slot
                 fut = self.executor.submit(parse_block, blk.block, plan.engine_kw,
@@ -233,7 +330,8 @@ class Conversion:
                     self._write(self.parsed.pop(self.next_write))
                     continue
                 if not self.running:
-                    if self.queue or self.compress or self.next_source < len(self.sources):
+                    if (self.queue or self.compress or self.stream is not None
+                            or self.next_source < len(self.sources)):
                         if len(self.live) >= self.limit:
                             raise RuntimeError("shmparse: conversion stalled")   # (a bug)
                         continue
@@ -274,10 +372,18 @@ class Conversion:
             if blk.pending == 0:
                 self._free(blk)
             return
+        if blk.inslot is not None:                    # the text is parsed: slot free
+            self.idle_inslots.append(blk.inslot)
+            blk.inslot = None
         exc = fut.exception()
         if isinstance(exc, WorkerCrashedError):       # not the data's fault: at once
             raise exc.about(blk.src.path)
         self.parsed[blk.seq] = blk                    # (other errors: in input order)
+
+    def _new_inslot(self) -> InputSlot:
+        slot = InputSlot()
+        self.inslots.append(slot)
+        return slot
 
     def _new_slot(self) -> Slot:
         slot = Slot()
@@ -301,6 +407,8 @@ class Conversion:
         src = blk.src
         writer = self.writer
         assert writer is not None
+        if blk.error is not None:                   # the stream's damage, in file order
+            raise blk.error
         res: Any = None
         if blk.future is not None:
             try:
@@ -312,7 +420,8 @@ class Conversion:
             assert plan is not None and plan.job is not None
             job = plan.job
             if res["status"] == "decode":
-                text = open_path(src.path, self.kw.get("encoding"))
+                with read_as(src.path, src.kind) if src.kind else nullcontext():
+                    text = open_path(src.path, self.kw.get("encoding"))
                 try:
                     raise_decode_error(text, res["offset"])
                 finally:
@@ -413,6 +522,9 @@ class Conversion:
         tasks still running, have the workers drop the slots, remove every segment."""
         futures = list(self.running)
         self.running.clear()
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
         try:
             cancel(self.executor, futures)
             if self.slots:
@@ -424,6 +536,10 @@ class Conversion:
         for slot in self.slots:
             slot.close()
         self.slots.clear()
+        for inslot in self.inslots:
+            inslot.close()
+        self.inslots.clear()
+        self.idle_inslots.clear()
         for blk in list(self.parsed.values()) + list(self.live.values()):
             if blk.sa is not None:
                 blk.sa.close()

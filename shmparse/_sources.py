@@ -22,6 +22,7 @@ import lzma
 import mmap
 import os
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -30,11 +31,13 @@ import numpy as np
 
 from . import _core
 from ._columns import Unsupported
+from ._compressed import read_all
 
 _DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".lzma": lzma.open}
+_KINDS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".lzma": "xz"}
 
 # codec name (as codecs.lookup spells it) -> how the engine reads its bytes
-_NATIVE = {"utf-8": _core.ENC_UTF8, "utf-8-sig": _core.ENC_UTF8,
+NATIVE = {"utf-8": _core.ENC_UTF8, "utf-8-sig": _core.ENC_UTF8,
            "iso8859-1": _core.ENC_LATIN1, "ascii": _core.ENC_LATIN1}
 
 
@@ -64,6 +67,8 @@ class Text:
     reopen: Optional[Callable[[], Any]] = None
     # raised if the parse reaches the end of buf: numpy's next read of the file fails so
     tail_error: Optional[Exception] = None
+    # the text of a compressed path, decompressed whole (cut like a mapped file, by offsets)
+    decompressed: bool = False
 
     def close(self) -> None:
         while self.closers:
@@ -149,7 +154,7 @@ def _map_file(path: str) -> Text:
 _READ_ERRORS = (UnicodeError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
-def _naming(e: BaseException, path: str) -> BaseException:
+def naming(e: BaseException, path: str) -> BaseException:
     """The same error, its message (numpy's words first) naming the file."""
     try:
         if isinstance(e, UnicodeDecodeError):
@@ -179,15 +184,39 @@ def _read_as_numpy(path: str, opener: Callable[..., Any], codec: str) -> Text:
                     break
                 parts.append(chunk)
         except _READ_ERRORS as e:
-            error = _naming(e, path)
+            error = naming(e, path)
     return Text("".join(parts).encode("utf-8", "surrogatepass"), _core.LINES_UNIVERSAL, True,
                 _core.ENC_UTF8, None, path, tail_error=error)
 
 
+# path -> the suffix to read it by, for a compressed file named otherwise (see read_as)
+_read_as: Dict[str, str] = {}
+
+
+@contextmanager
+def read_as(path: str, kind: str) -> Iterator[None]:
+    """While in the block, :func:`open_path` reads ``path`` as if its name ended in the
+    suffix numpy decompresses ``kind`` (``"gzip"``, ``"bgzf"``, ``"bz2"``, ``"xz"``) by:
+    a compressed file recognised by its content is then read exactly as numpy reads it
+    under that name (its text in chunks, an error only when the parse gets that far)."""
+    _read_as[path] = {"gzip": ".gz", "bgzf": ".gz", "bz2": ".bz2", "xz": ".xz"}[kind]
+    try:
+        yield
+    finally:
+        _read_as.pop(path, None)
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def open_path(path: str, encoding: Optional[str]) -> Text:
     codec = codec_name(encoding if encoding is not None else default_encoding())
-    ext = os.path.splitext(path)[1].lower()
-    if codec not in _NATIVE:
+    ext = _read_as.get(path) or os.path.splitext(path)[1].lower()
+    if codec not in NATIVE:
         # decode once with Python's codec (as numpy does), then read it as utf-8
         opener = _DECOMPRESSORS.get(ext, open)
         try:
@@ -198,15 +227,15 @@ def open_path(path: str, encoding: Optional[str]) -> Text:
         return Text(data.encode("utf-8", "surrogatepass"), _core.LINES_UNIVERSAL, True,
                     _core.ENC_UTF8, None, path)
     if ext in _DECOMPRESSORS:
-        try:
-            with _DECOMPRESSORS[ext](path, "rb") as fh:
-                data = fh.read()
-        except _READ_ERRORS:   # a truncated or corrupt stream
+        try:        # the fast decompressor (ISA-L), in the format numpy's opener reads
+            data = read_all(path, _KINDS[ext], threads=_usable_cpus())
+        except _READ_ERRORS:   # a truncated or corrupt stream: as numpy meets it
             return _read_as_numpy(path, _DECOMPRESSORS[ext], codec)
-        text = Text(data, _core.LINES_UNIVERSAL, True, _core.ENC_LATIN1, None, path)
+        text = Text(data, _core.LINES_UNIVERSAL, True, _core.ENC_LATIN1, None, path,
+                    decompressed=True)
     else:
         text = _map_file(path)
-    text.enc = _NATIVE[codec]
+    text.enc = NATIVE[codec]
     text.codec = None if codec in ("iso8859-1",) else ("ascii" if codec == "ascii" else "utf-8")
     opener = _DECOMPRESSORS.get(ext, open)
     text.reopen = lambda: opener(path, "rt", encoding=codec)
@@ -260,8 +289,8 @@ def read_file_object(f: Any, encoding: Optional[str], name: str) -> Any:
     if not isinstance(content, (bytes, bytearray)):
         raise TypeError("non-string returned while reading data")
     codec = codec_name(encoding if encoding is not None else getattr(f, "encoding", "latin1"))
-    if codec in _NATIVE and codec != "utf-8-sig":
-        return Text(content, _core.LINES_NL, False, _NATIVE[codec],
+    if codec in NATIVE and codec != "utf-8-sig":
+        return Text(content, _core.LINES_NL, False, NATIVE[codec],
                     None if codec == "iso8859-1" else codec, name)
     # any other codec: decode each line when numpy would, then read as utf-8
     return Lines(iter(io.BytesIO(content)), codec, name)

@@ -10,13 +10,14 @@ for the first failing range in file order, with the line and row numbers of a se
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from . import _core
-from ._blocks import MIN_SPLIT, Block, cut_even, stamp_of, unsplittable
+from . import _core, _segments
+from ._blocks import MIN_SPLIT, AnyBlock, Block, SlotBlock, cut_even, stamp_of, unsplittable
 from ._executors import as_completed, cancel
 from ._job import Job, raise_decode_error, threads_for
 from ._reader import ShmDest
@@ -92,6 +93,10 @@ def _run(executor: Any, workers: int, job: Job, text: Text, dest: ShmDest, kw: D
     dest.alloc(sum(bounds), ncols, reserve=False)   # each task reserves its own slice
     where = os.path.abspath(text.name)     # the workers' working directory may differ
     stamp = stamp_of(where)
+    shared: Optional[str] = None
+    if text.decompressed:      # a compressed file's text: to the workers in one segment
+        shared = _share_text(buf)
+        text.buf = buf = b""   # (its memory goes now)
     kw.update(skiplines=0, cols=job.plan.specs(ncols), usecols=job.usecols, row_size=row_size)
     assert dest.seg is not None
     seg_name = dest.seg.name
@@ -101,13 +106,17 @@ def _run(executor: Any, workers: int, job: Job, text: Text, dest: ShmDest, kw: D
         for (a, b), bound in zip(ranges, bounds):
             out = SharedHandle(seg_name, (bound * row_size,), np.dtype(np.uint8),
                                HEADER + first * row_size, bound * row_size)
-            futures.append(executor.submit(parse_range, Block(where, a, b, stamp), kw, out,
-                                           bound))
+            block: AnyBlock = (Block(where, a, b, stamp) if shared is None
+                               else SlotBlock(shared, b - a, a, a))
+            futures.append(executor.submit(parse_range, block, kw, out, bound))
             first += bound
         replies = _gather(executor, futures, text.name)
     except BaseException:
         cancel(executor, futures)     # (the segment is the caller's: it removes it)
         raise
+    finally:
+        if shared is not None:
+            _segments.remove_quietly(shared)
     # merge in file order: the first error wins; close the gaps blank lines left
     rows = 0
     first = 0
@@ -129,6 +138,21 @@ def _run(executor: Any, workers: int, job: Job, text: Text, dest: ShmDest, kw: D
     finally:
         del whole
     return rows
+
+
+def _share_text(buf: Any) -> str:
+    """A new segment holding ``buf`` after its header (for the workers to map); its name."""
+    n = len(memoryview(buf))
+    name, fd = _segments.create_segment(HEADER + n)
+    try:
+        with mmap.mmap(fd, HEADER + n) as mm:
+            mm[HEADER:] = buf
+    except BaseException:
+        _segments.remove_quietly(name)
+        raise
+    finally:
+        os.close(fd)
+    return name
 
 
 def _gather(executor: Any, futures: List[Any], name: str) -> List[Dict[str, Any]]:

@@ -19,32 +19,40 @@ from __future__ import annotations
 import mmap
 import os
 import zlib
-from typing import Any, Dict, List, Optional, Tuple
+from contextlib import nullcontext
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from . import _core, _segments
-from ._blocks import Block
+from ._bgzf import bgzf_block
+from ._blocks import AnyBlock, Block, SlotBlock
 from ._job import LOADTXT_DEFAULTS
 from ._reader import entry
+from ._sources import read_as
 from ._segments import HEADER
 from .shm import SharedArray, SharedHandle, disown
 
 __all__ = ["parse_file", "parse_range", "parse_block", "compress_chunks", "release_slots",
-           "map_range"]
+           "map_range", "block_text"]
 
 
-def parse_file(path: str, kw: Dict[str, Any], name: str) -> SharedHandle:
+def parse_file(path: str, kw: Dict[str, Any], name: str,
+               kind: Optional[str] = None) -> SharedHandle:
     """Parse one whole file with ``loadtxt(path, **kw)`` into the new segment ``name``, and
-    give it up (the caller adopts it with :func:`shmparse.shm.adopt`)."""
+    give it up (the caller adopts it with :func:`shmparse.shm.adopt`).
+
+    ``kind``: a compressed file numpy would not decompress by its name (``"gzip"``,
+    ``"bgzf"``, ``"bz2"``, ``"xz"``): read as if it were named so."""
     release_slots()
     kw = dict(LOADTXT_DEFAULTS, **kw)
     if kw["threads"] is None:
         kw["threads"] = 1        # the other workers use the other CPUs
-    sa = entry(path, kw["dtype"], kw["comments"], kw["delimiter"], kw["converters"],
-               kw["skiprows"], kw["usecols"], kw["unpack"], kw["ndmin"], kw["encoding"],
-               kw["max_rows"], kw["quotechar"], kw["like"], kw["strict"], None, kw["threads"],
-               True, name)
+    with read_as(path, kind) if kind is not None else nullcontext():
+        sa = entry(path, kw["dtype"], kw["comments"], kw["delimiter"], kw["converters"],
+                   kw["skiprows"], kw["usecols"], kw["unpack"], kw["ndmin"], kw["encoding"],
+                   kw["max_rows"], kw["quotechar"], kw["like"], kw["strict"], None,
+                   kw["threads"], True, name)
     return disown(sa)
 
 
@@ -65,14 +73,13 @@ def map_range(block: Block) -> Tuple[mmap.mmap, int]:
     return mm, start - base
 
 
-def parse_range(block: Block, kw: Dict[str, Any], out: SharedHandle,
+def parse_range(block: AnyBlock, kw: Dict[str, Any], out: SharedHandle,
                 capacity: int) -> Dict[str, Any]:
     """Parse ``block`` into the slice ``out`` of a segment the caller made (room for
     ``capacity`` rows), reserving the slice's pages first."""
     release_slots()
-    mm, at = map_range(block)
+    view, _, done = block_text(block)
     try:
-        view = memoryview(mm)[at:]
         try:
             seg = _segments.map_segment(out.name, out.offset + out.size, True,
                                         populate_tables=False)
@@ -90,7 +97,7 @@ def parse_range(block: Block, kw: Dict[str, Any], out: SharedHandle,
         finally:
             view.release()
     finally:
-        mm.close()
+        done()
     return res
 
 
@@ -115,25 +122,56 @@ def release_slots(owner: Optional[str] = None) -> None:
     _slot_owner[0] = owner
 
 
-def parse_block(block: Block, kw: Dict[str, Any], row_size: int, check: int, owner: str,
+def block_text(block: AnyBlock) -> Tuple[memoryview, int, Callable[[], None]]:
+    """The text of ``block`` (a plain range, a BGZF block this process inflates, or a block
+    the parent decompressed into a shared input slot), where it starts in the input's
+    (decompressed) text, and what to call when done with it."""
+    if isinstance(block, Block):
+        mm, at = map_range(block)
+        return memoryview(mm)[at:], block.start, mm.close
+    if isinstance(block, SlotBlock):
+        a = HEADER + block.at
+        seg = _segments.map_segment(block.name, a + block.size, False)
+        view = memoryview(seg)[a:a + block.size]
+
+        def close_slot() -> None:
+            view.release()
+            seg.close()
+        return view, block.offset, close_slot
+    path, runs, k, stamp, skip, whole_lines, text_start = block
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if (st.st_size, st.st_mtime_ns) != stamp:
+            raise RuntimeError(f"{path!r} changed while it was being loaded")
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        text = bgzf_block(mm, runs, k, text_start=text_start, name=path)
+    finally:
+        mm.close()
+    data = text.data
+    if whole_lines:
+        del data[max(data.rfind(b"\n"), data.rfind(b"\r")) + 1:]
+    return memoryview(data)[skip:], text.offset + skip, lambda: None
+
+
+def parse_block(block: AnyBlock, kw: Dict[str, Any], row_size: int, check: int, owner: str,
                 slot: str) -> Dict[str, Any]:
-    """Parse ``block`` into the reusable segment ``slot`` (one block of the conversion
-    ``owner``), growing it (reserved pages) if the block's rows need more room.
+    """Parse ``block`` (see :func:`block_text`) into the reusable segment ``slot`` (one
+    block of the conversion ``owner``), growing it (reserved pages) if the block's rows need more room.
 
     Returns the engine's result with ``line_ends`` (line ends in the block) and
     ``slot_size`` (the segment's size now); or ``{"status": "decode", "offset": ...}`` for
     a byte invalid in the input's encoding."""
     release_slots(owner)
-    mm, at = map_range(block)
+    view, start, done = block_text(block)
     try:
-        view = memoryview(mm)[at:]
         try:
-            res = _block_in_place(view, block.start, kw, row_size, check, slot)
+            res = _block_in_place(view, start, kw, row_size, check, slot)
             if res is not None:
                 return res
             lines, bad = _core.prescan(view, _core.LINES_UNIVERSAL, check, 1)
             if bad >= 0:
-                return {"status": "decode", "offset": block.start + bad}
+                return {"status": "decode", "offset": start + bad}
             need = HEADER + lines * row_size
             fd = _core.shm_attach(slot, True)
             try:
@@ -161,7 +199,7 @@ def parse_block(block: Block, kw: Dict[str, Any], row_size: int, check: int, own
         finally:
             view.release()
     finally:
-        mm.close()
+        done()
     res["line_ends"] = lines - 1
     res["slot_size"] = size
     return res

@@ -9,8 +9,11 @@ Design (README, "Writing HDF5"):
   and frees the segment at once.  At most ``max_inflight`` blocks exist at a time, so memory
   is bounded by ``max_inflight x`` (one block's rows, and 1/8 more room), whatever the size
   of the inputs.
-  Inputs that cannot be cut (compressed, ``quotechar``, ``max_rows``, several comment strings,
-  another encoding than utf-8/latin-1/ascii) are parsed whole by one worker.
+  Compressed inputs (gzip, BGZF, bzip2, xz, recognised by content) are cut too: BGZF into
+  runs of members the workers inflate, the others as a stream decompressed here while the
+  workers parse (README, "Compressed inputs").  Inputs that cannot be cut (``quotechar``,
+  ``max_rows``, several comment strings, another encoding than utf-8/latin-1/ascii) are
+  parsed whole by one worker.
 * **Compression on all CPUs.**  With gzip (and optionally shuffle), the parent asks the
   workers to filter and deflate whole chunks of a block it has placed (``compress`` tasks),
   and stores the bytes with h5py's ``write_direct_chunk``: the file is a plain gzip/shuffle
@@ -89,7 +92,8 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
     Parameters
     ----------
     paths : path or iterable of paths
-        The inputs (plain, or ``.gz``/``.bz2``/``.xz``/``.lzma`` compressed).
+        The inputs: plain text, or gzip, BGZF, bzip2 or xz compressed text, recognised by
+        their content whatever their names.
     out : path
         The HDF5 file to write.  It appears only when everything succeeded.
     dtype : numpy dtype

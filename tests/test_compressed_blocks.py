@@ -27,6 +27,7 @@ import zlib
 import pytest
 
 from shmparse import _compressed as C
+from shmparse import _inflate
 from . import _bgzf
 
 SEED = int(os.environ.get("SHMPARSE_TEST_SEED", "17017"))
@@ -231,13 +232,13 @@ def test_backends(monkeypatch):
     assert C.get_backend("zlib_ng" if "zlib-ng" in names else "zlib").name in names
     with pytest.raises(ValueError, match="unknown inflate backend"):
         C.get_backend("gzip9000")
-    monkeypatch.setitem(C._backends, "isal", None)
+    monkeypatch.setitem(_inflate._backends, "isal", None)
     with pytest.raises(ImportError, match="not installed"):
         C.get_backend("isal")
-    monkeypatch.setattr(C, "_default", [])
+    monkeypatch.setattr(_inflate, "_default", [])
     monkeypatch.setenv("SHMPARSE_INFLATE", "zlib")
     assert C.get_backend().name == "zlib"
-    monkeypatch.setattr(C, "_default", [])
+    monkeypatch.setattr(_inflate, "_default", [])
     monkeypatch.delenv("SHMPARSE_INFLATE")
     assert C.get_backend().name == [n for n in ALL_BACKENDS if n != "isal" and n in names][0]
 
@@ -674,7 +675,7 @@ def test_damage_fuzz(backend, rng):
 
 def _stream_ending_at(rng, comp, gaps):
     """A stream of random data ending 1..12 (or ~4000) bytes short of a BUFFER_SIZE boundary."""
-    step = C.STDLIB_BUFFER_SIZE
+    step = _inflate.STDLIB_BUFFER_SIZE
     src = bytes(rng.randrange(256) for _ in range(step))
     want = step - (4000 if gaps == "large" else 6)
     n0 = max(1, want - (len(comp(src[:want])) - want))
@@ -700,7 +701,7 @@ def test_trailing_data_after_stream_as_stdlib_decides(kind, rng):
             outcomes.add((gaps, type(ref[1]).__name__))
             for read_size in (1000, 1 << 16):
                 assert_same_outcome(stream_outcome(bad, kind, read_size=read_size), ref,
-                                    f"{kind} {gaps} gap {C.STDLIB_BUFFER_SIZE - len(stream)} tail {tail[:6]!r} "
+                                    f"{kind} {gaps} gap {_inflate.STDLIB_BUFFER_SIZE - len(stream)} tail {tail[:6]!r} "
                                     f"(seed {rng.seed_value})")
     # the same trailing bytes are accepted after one stream and an error after the other
     assert ("large", "NoneType") in outcomes and any(o[0] == "small" and o[1] != "NoneType" for o in outcomes), \

@@ -233,9 +233,10 @@ def test_output_file_system_filling_up_half_way(inputs, tmp_path, compression):
 
 # -- /dev/shm filling up ---------------------------------------------------------------------
 def test_dev_shm_filling_up_half_way(inputs, tmp_path):
-    """/dev/shm (24 MB here) fills up after the first input: the next inputs (gzip, parsed
-    whole into a segment of their own) cannot get one.  ShmCapacityError; no output, no
-    temporary file, no segment of ours.  The command: exit 1 and the same words (eight gzip
+    """/dev/shm (24 MB here) fills up after the first input: the next inputs (gzip with a
+    quotechar, parsed whole into a segment of their own: a compressed input without one is
+    cut into blocks in reused slots, and fits) cannot get one.  ShmCapacityError; no output,
+    no temporary file, no segment of ours.  The command: exit 1 and the same words (eight gzip
     inputs: at most 4 are parsed ahead, so some still need a segment once it is full)."""
     plain, gz = inputs[0], [p + ".gz" for p in inputs[1:]] * 4
     stdout = _run_private(tmp_path, f"""
@@ -245,7 +246,7 @@ def test_dev_shm_filling_up_half_way(inputs, tmp_path):
         out = os.path.abspath("out.h5")
         try:
             shmparse.to_hdf5([{plain!r}, *{gz!r}], out, dtype=SEED_DTYPE, delimiter="\\t",
-                             workers=2, progress=filler, block_bytes=1 << 20)
+                             workers=2, progress=filler, block_bytes=1 << 20, quotechar='"')
             raise SystemExit("no error")
         except shmparse.ShmCapacityError as e:
             print(e)
@@ -254,7 +255,8 @@ def test_dev_shm_filling_up_half_way(inputs, tmp_path):
         os.unlink("/dev/shm/filler")
         # the command, with /dev/shm filled from outside once its first file is written
         p = subprocess.Popen([sys.executable, "-m", "shmparse", "convert", {plain!r}, *{gz!r},
-                              "-o", out, *{SEED_ARGS!r}, "--block-size", "1"],
+                              "-o", out, *{SEED_ARGS!r}, "--block-size", "1",
+                              "--quotechar", '"'],
                              stderr=subprocess.PIPE, text=True)
         first = p.stderr.readline()
         assert first.startswith("shmparse: [1/9]"), first
