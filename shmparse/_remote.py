@@ -31,7 +31,7 @@ from .errors import ParseError
 
 __all__ = ["FileSpec", "line_start_at", "block_bytes_of", "survey", "count_block",
            "parse_block", "parse_whole", "parse_block_rows", "parse_file_rows",
-           "COMPRESSED", "NATIVE_CHECK"]
+           "COMPRESSED", "NATIVE_CHECK", "zarr_write_block", "split_for_chunks"]
 
 WINDOW = 1 << 16
 # numpy.loadtxt decompresses by extension: so do we
@@ -312,3 +312,43 @@ def parse_file_rows(path: str, kw: Dict[str, Any]) -> np.ndarray:
     kw = dict(kw)
     kw.setdefault("threads", 1)
     return np.asarray(loadtxt(path, **kw))
+
+
+def split_for_chunks(row0: int, n: int, total: int, chunk: int) -> Tuple[int, int]:
+    """The rows ``[a, b)`` of ``[row0, row0 + n)`` that make whole chunks (a chunk that ends
+    the array counts as whole when it starts inside)."""
+    a = -(-row0 // chunk) * chunk
+    end = row0 + n
+    b = end // chunk * chunk
+    if end == total and (total - 1) // chunk * chunk >= row0:
+        b = end
+    if b < a:
+        return row0, row0
+    return a, b
+
+
+# -- to_zarr's task: a block parsed, its whole chunks written where the workers run ---------
+def zarr_write_block(url: str, target: str, args: Tuple[Any, ...], row0: int, total: int,
+                     chunk_rows: int) -> List[Tuple[int, np.ndarray]]:
+    """Parse a block (``args`` of :func:`parse_block`) and write the rows that fill whole
+    Zarr chunks of ``target`` (rows ``row0...`` of it) into the store at ``url``; return the
+    rest, ``[(first_row, rows), ...]``, for the caller to write (chunks two blocks share)."""
+    import zarr
+
+    arr = parse_block(*args)
+    n = arr.shape[0]
+    a, b = split_for_chunks(row0, n, total, chunk_rows)
+    if b > a:
+        node = zarr.open_group(url, mode="r+")[target]
+        part = arr[a - row0:b - row0]
+        if arr.dtype.names is None:
+            node[a:b] = part
+        else:
+            for f in arr.dtype.names:
+                node[f][a:b] = part[f]
+    edges = []
+    if a > row0:
+        edges.append((row0, arr[:a - row0]))
+    if b < row0 + n:
+        edges.append((max(b, row0), arr[max(b, row0) - row0:]))
+    return edges
