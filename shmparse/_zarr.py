@@ -89,7 +89,7 @@ def to_zarr(paths: Any, store: Union[str, os.PathLike], *, dtype: Any,
 
     from . import __version__
     from ._remote import zarr_write_block
-    from .dask import plan_read
+    from ._dask_plan import plan_read
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be 'per-file' or 'concat', got {layout!r}")
     dtype = np.dtype(dtype)
