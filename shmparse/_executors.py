@@ -55,7 +55,8 @@ def completed_now(executor: Any, futures: Iterable[Any],
     if is_cluster(executor):
         import distributed
         try:
-            distributed.wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+            with executor.as_current():     # (wait looks the client up; it may not be default)
+                distributed.wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
         except (cf.TimeoutError, TimeoutError):
             return []
         return [f for f in futures if f.done()]
