@@ -13,7 +13,7 @@ import numpy as np
 from dask.utils import parse_bytes
 
 from ._job import LOADTXT_DEFAULTS, make_job, warn_user
-from ._remote import COMPRESSED, NATIVE_CHECK, FileSpec, count_block, survey
+from ._remote import COMPRESSED, NATIVE_CHECK, FileSpec, bgzf_survey, count_block, survey
 from ._sources import codec_name, default_encoding
 
 __all__ = ["ReadPlan", "plan_read"]
@@ -110,6 +110,17 @@ def plan_read(paths: Any, dtype: Any = float, *, blocksize: Union[int, str] = "6
         n = 1 if whole else max(1, -(-fsize // size))
         spec.bounds = [fsize * j // n for j in range(n + 1)]
         specs.append(spec)
+    # BGZF files (skiprows 0): cut on member boundaries, runs of about blocksize / 4
+    # compressed bytes (text compresses about 4:1); any other .gz is one task
+    bgzf = [s for s in specs if s.whole and cut_ok and s.size and job.skiprows == 0
+            and os.path.splitext(s.path)[1].lower() == ".gz"]
+    if bgzf:
+        found = dask.compute(*[dask.delayed(bgzf_survey, pure=True)(s, max(1, size // 4))
+                               for s in bgzf])
+        for s, runs in zip(bgzf, found):
+            if runs is not None:
+                s.runs, s.whole = runs, False
+                s.bounds = list(range(len(runs) + 1))
     nothing = {"head": 0, "head_lines": 0, "ncols": -1}
     sv_tasks = [dask.delayed(survey, pure=True)(s) if not s.whole and s.size else nothing
                 for s in specs]

@@ -31,7 +31,7 @@ from .errors import ParseError
 
 __all__ = ["FileSpec", "line_start_at", "block_bytes_of", "survey", "count_block",
            "parse_block", "parse_whole", "parse_block_rows", "parse_file_rows",
-           "COMPRESSED", "NATIVE_CHECK", "zarr_write_block", "split_for_chunks"]
+           "COMPRESSED", "NATIVE_CHECK", "bgzf_survey", "zarr_write_block", "split_for_chunks"]
 
 WINDOW = 1 << 16
 # numpy.loadtxt decompresses by extension: so do we
@@ -55,6 +55,9 @@ class FileSpec:
     whole: bool                   # parsed by one task (compressed, quotechar, max_rows...)
     codec: str = "utf-8"
     bounds: List[int] = field(default_factory=list)   # nominal block offsets, len = blocks+1
+    # a BGZF file cut on member boundaries: the runs of members (compressed offsets) that
+    # block k is cut from (bounds then only count the blocks)
+    runs: Optional[List[Tuple[int, int]]] = None
 
 
 _jobs: Dict[Tuple[Any, ...], Job] = {}
@@ -112,9 +115,55 @@ def _stat_check(spec: FileSpec, f: Any) -> None:
                            f"{spec.size}, now {size})")
 
 
+def bgzf_survey(spec: FileSpec, target: int) -> Optional[List[Tuple[int, int]]]:
+    """The runs of about ``target`` compressed bytes a BGZF file is cut into, found from its
+    members' headers without inflating; None for a file that is not all BGZF (a plain gzip
+    stream: one task) or has a single run."""
+    from ._compressed import bgzf_runs, bgzf_scan
+    with spec.fs.open(spec.path, "rb") as f:
+        _stat_check(spec, f)
+        buf = f.read()
+    scan = bgzf_scan(buf, name=spec.name)
+    if not scan.complete or scan.error is not None or len(scan.members) < 2:
+        return None
+    runs = bgzf_runs(scan.members, scan.end, target)
+    return [(int(a), int(b)) for a, b in runs] if len(runs) > 1 else None
+
+
+def _bgzf_text(spec: FileSpec, k: int) -> bytes:
+    """Block ``k`` of a BGZF file cut into ``spec.runs``: the compressed bytes of run ``k``
+    and of the next runs, read from the file and cut by ``bgzf_block`` (the planner's rule on
+    the text); more runs are read when the line running over run ``k``'s end goes past them."""
+    from ._compressed import bgzf_block, inflate_members
+    runs = spec.runs
+    assert runs is not None
+    n = len(runs)
+    extra = 1
+    while True:
+        last = min(n - 1, k + extra)
+        base, stop = runs[k][0], runs[last][1]
+        with spec.fs.open(spec.path, "rb") as f:
+            _stat_check(spec, f)
+            f.seek(base)
+            buf = f.read(stop - base)
+        sub = [(a - base, b - base) for a, b in runs[k:last + 1]]
+        if k:
+            sub.insert(0, (0, 0))          # (bgzf_block cuts block 0 at the text's start)
+        data = bytes(bgzf_block(buf, sub, 1 if k else 0, name=spec.name).data)
+        if last == n - 1 or data.endswith(b"\n"):
+            return data
+        if not data and k:
+            text = inflate_members(buf, sub[1][0], sub[1][1], name=spec.name)
+            if text.find(b"\n") < 0 and text.find(b"\r") < 0:
+                return data               # run k lies inside one line
+        extra *= 4
+
+
 def block_bytes_of(spec: FileSpec, k: int, head: int) -> bytes:
     """The bytes of block ``k`` of ``spec`` (``head``: where the rows start, after
     ``skiprows`` lines): a byte range read from the file, cut by the planner's rule."""
+    if spec.runs is not None:
+        return _bgzf_text(spec, k)
     with spec.fs.open(spec.path, "rb") as f:
         _stat_check(spec, f)
         lo, hi = spec.bounds[k], spec.bounds[k + 1]
@@ -134,6 +183,14 @@ def survey(spec: FileSpec) -> Dict[str, int]:
     ``head_lines`` physical lines) and how many columns its first row has (``ncols``, -1 when
     it has no row).  Reads the file's head only."""
     job = _job(spec)
+    if spec.runs is not None:                # (skiprows is 0: see plan_read)
+        for k in range(len(spec.runs)):
+            data = _bgzf_text(spec, k)
+            _decode_check(spec, data, 0, 0)
+            ncols = job.fixed_ncols if job.fixed_ncols is not None else _probe(spec, job, data)
+            if ncols >= 0:
+                break
+        return {"head": 0, "head_lines": 0, "ncols": ncols}
     skip = job.skiprows
     want = WINDOW
     with spec.fs.open(spec.path, "rb") as f:
@@ -151,11 +208,7 @@ def survey(spec: FileSpec) -> Dict[str, int]:
                 continue
             ncols = job.fixed_ncols
             if ncols is None:
-                kw = _engine(spec, job, 1)
-                kw.pop("cols")
-                kw.pop("usecols")
-                probe = _core.parse(memoryview(buf)[head:], probe=True, **kw)
-                ncols = probe["first_nfields"] if probe["status"] == _core.OK else -1
+                ncols = _probe(spec, job, memoryview(buf)[head:])
                 if ncols < 0 and not eof:
                     want *= 4
                     continue
@@ -163,6 +216,15 @@ def survey(spec: FileSpec) -> Dict[str, int]:
                 _decode_check(spec, buf[:head], 0, 0)
             lines = _core.count_lines(buf[:head], _core.LINES_UNIVERSAL) - 1 if head else 0
             return {"head": head, "head_lines": lines, "ncols": -1 if ncols is None else ncols}
+
+
+def _probe(spec: FileSpec, job: Job, text: Any) -> int:
+    """Fields of the first row in ``text`` (whole lines), -1 when it has none."""
+    kw = _engine(spec, job, 1)
+    kw.pop("cols")
+    kw.pop("usecols")
+    probe = _core.parse(text, probe=True, **kw)
+    return probe["first_nfields"] if probe["status"] == _core.OK else -1
 
 
 def _NEED_CHECK(spec: FileSpec) -> int:

@@ -125,6 +125,34 @@ def test_gz_and_empty_files(tmp_path):
     np.testing.assert_array_equal(x.compute(), _ref([gz, plain]))
 
 
+@pytest.mark.parametrize("member", [700, 97])
+def test_bgzf_cut_on_members(tmp_path, member):
+    from tests._bgzf import compress
+    rng = np.random.default_rng(SEED + 4)
+    lines = []
+    for i in range(900):
+        if i % 61 == 0:
+            lines.append("# comment")
+        lines.append(" ".join(f"{v:.9g}" for v in rng.normal(size=3)))
+    lines[400] = "1 2 " + "3" * 3000                  # a line over several members
+    text = ("\r\n".join(lines) + "\r\n").encode()
+    p = str(tmp_path / "b.txt.gz")
+    with open(p, "wb") as f:
+        f.write(compress(text, chunk=member))
+    x = sd.loadtxt(p, blocksize=2000)
+    assert x.numblocks[0] > 5                           # cut on members, not one task
+    np.testing.assert_array_equal(x.compute(), _ref([p]))
+
+
+def test_without_dask_a_clear_import_error():
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['dask'] = None\n"
+            "try:\n    import shmparse.dask\nexcept ImportError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 'pip install "shmparse[dask]"' in out.stdout
+
+
 def test_error_names_file_and_physical_line(tmp_path):
     rows = ["1 2"] * 200
     rows[150] = "1 oops"
