@@ -5,7 +5,9 @@ Most tests run on Dask's synchronous scheduler; the few that need real worker pr
 LocalCluster of 2 single-thread worker processes.  Blocksizes are tiny, so every input is cut
 into many blocks.  numpy.loadtxt, run here, is the reference for every result.
 """
+import copyreg
 import gzip
+import importlib.util
 import io
 import os
 import signal
@@ -14,16 +16,39 @@ import warnings
 import numpy as np
 import pytest
 
-dask = pytest.importorskip("dask", reason="dask is not installed (pip install 'shmparse[dask]')")
-pytest.importorskip("dask.array", reason="dask[array] is not installed")
-pytest.importorskip("fsspec", reason="fsspec is not installed")
-distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
+import shmparse
+from shmparse._sample import SEED_DTYPE, write_seed_file
 
-import fsspec  # noqa: E402
+# Skipped, with the reason printed (-rs), where the extra does not install.  Not
+# pytest.importorskip: that imports dask while the suite is collected, and `import dask`
+# installs tblib's exception pickling for the whole process (copyreg), which changes how
+# every other test module's exceptions cross a pickle (a UnicodeDecodeError loses its
+# attributes).  dask is imported by the module fixture below, which puts copyreg back after.
+for _mod in ("dask", "distributed", "fsspec"):
+    if importlib.util.find_spec(_mod) is None:
+        pytest.skip(f"{_mod} is not installed (pip install 'shmparse[dask]')",
+                    allow_module_level=True)
 
-import shmparse  # noqa: E402
-import shmparse.dask as sd  # noqa: E402
-from shmparse._sample import SEED_DTYPE, write_seed_file  # noqa: E402
+dask = distributed = fsspec = sd = None      # set by _dask_modules
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _dask_modules():
+    global dask, distributed, fsspec, sd
+    saved = dict(copyreg.dispatch_table)
+    import dask as _dask
+    import dask.array  # noqa: F401
+    import distributed as _distributed
+    import fsspec as _fsspec
+
+    import shmparse.dask as _sd
+    dask, distributed, fsspec, sd = _dask, _distributed, _fsspec, _sd
+    try:
+        yield
+    finally:
+        copyreg.dispatch_table.clear()
+        copyreg.dispatch_table.update(saved)
+
 
 SEED = 18
 STRUCT = np.dtype([("name", "S6"), ("x", "<f8"), ("n", "<i4")])
@@ -201,7 +226,9 @@ def test_import_shmparse_does_not_import_dask():
 
 
 # -- a real cluster -----------------------------------------------------------------------
-@pytest.fixture(scope="session")
+# module-scoped (the only module that uses it): its processes, threads and sockets are gone
+# before the next module's tests, some of which check that nothing is left running
+@pytest.fixture(scope="module")
 def client():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -217,7 +244,7 @@ def client():
             cluster.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def seed_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("seed")
     paths = []
