@@ -186,7 +186,7 @@ def survey(spec: FileSpec) -> Dict[str, int]:
     if spec.runs is not None:                # (skiprows is 0: see plan_read)
         for k in range(len(spec.runs)):
             data = _bgzf_text(spec, k)
-            _decode_check(spec, data, 0, 0)
+            _decode_check(spec, data, 0)
             ncols = job.fixed_ncols if job.fixed_ncols is not None else _probe(spec, job, data)
             if ncols >= 0:
                 break
@@ -212,8 +212,8 @@ def survey(spec: FileSpec) -> Dict[str, int]:
                 if ncols < 0 and not eof:
                     want *= 4
                     continue
-            if _NEED_CHECK(spec) and head:
-                _decode_check(spec, buf[:head], 0, 0)
+            if _check_kind(spec) and head:
+                _decode_check(spec, buf[:head], 0)
             lines = _core.count_lines(buf[:head], _core.LINES_UNIVERSAL) - 1 if head else 0
             return {"head": head, "head_lines": lines, "ncols": -1 if ncols is None else ncols}
 
@@ -227,14 +227,14 @@ def _probe(spec: FileSpec, job: Job, text: Any) -> int:
     return probe["first_nfields"] if probe["status"] == _core.OK else -1
 
 
-def _NEED_CHECK(spec: FileSpec) -> int:
+def _check_kind(spec: FileSpec) -> int:
     return NATIVE_CHECK.get(spec.codec, 0)
 
 
-def _decode_check(spec: FileSpec, data: Any, start_line: int, _unused: int) -> int:
+def _decode_check(spec: FileSpec, data: Any, start_line: int) -> int:
     """Line ends in ``data``; a ``UnicodeDecodeError`` naming file and line at a byte invalid
     in the file's encoding."""
-    lines, bad = _core.prescan(data, _core.LINES_UNIVERSAL, _NEED_CHECK(spec), 1)
+    lines, bad = _core.prescan(data, _core.LINES_UNIVERSAL, _check_kind(spec), 1)
     if bad >= 0:
         window = bytes(data[bad:bad + 4])
         reason = "invalid byte"
@@ -268,7 +268,7 @@ def count_block(spec: FileSpec, k: int, sv: Dict[str, int]) -> Tuple[int, int, i
         arr = parse_whole(spec)
         return arr.shape[0], 0, arr.shape[1] if arr.ndim == 2 else -1
     data = block_bytes_of(spec, k, sv["head"])
-    ends = _decode_check(spec, data, 0, 0)
+    ends = _decode_check(spec, data, 0)
     job = _job(spec)
     rows = _fast_count(data, ends, job.comment) if job.multi is None else -1
     if rows < 0:
@@ -306,7 +306,7 @@ def parse_block(spec: FileSpec, k: int, sv: Dict[str, int], rows_before: int, li
     if spec.whole:
         return parse_whole(spec)
     data = block_bytes_of(spec, k, sv["head"])
-    _decode_check(spec, data, line_base, 0)
+    _decode_check(spec, data, line_base)
     arr = _parse_bytes(spec, _job(spec), data, sv["ncols"], rows_before, line_base)
     if arr.shape[0] != rows:
         raise RuntimeError(f"{spec.name!r}: block {k} gave {arr.shape[0]} rows, the count "
@@ -338,8 +338,6 @@ def parse_whole(spec: FileSpec) -> np.ndarray:
         msg = e.args[0].replace(f"[{e.source},", f"[{spec.name},") if e.args else str(e)
         raise ParseError(msg, source=spec.name, line=e.line, row=e.row, column=e.column,
                          text=e.text) from None
-    except UserWarning:
-        raise
     return np.asarray(arr)
 
 
