@@ -255,8 +255,17 @@ def _fast_count(data: bytes, line_ends: int, comment: Optional[str]) -> int:
         return 0
     if comment is not None and data.find(comment.encode("utf-8")) >= 0:
         return -1
-    if data[0] in b"\r\n \t" or any(data.find(p) >= 0 for p in _FAST_BAD):
+    if data[0] in b"\r\n \t":
         return -1
+    if data.find(b"\r") >= 0:                  # (CR or CRLF: the slower pattern search)
+        if any(data.find(p) >= 0 for p in _FAST_BAD):
+            return -1
+    else:                                      # what follows each "\n", all at once
+        a = np.frombuffer(data, np.uint8)
+        ends = np.flatnonzero(a == 10)
+        nxt = a[ends[ends < len(a) - 1] + 1]
+        if ((nxt == 10) | (nxt == 32) | (nxt == 9)).any():
+            return -1
     return line_ends + (0 if data[-1] in b"\r\n" else 1)
 
 
