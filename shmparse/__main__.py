@@ -105,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--quotechar", default=None)
     c.add_argument("--workers", type=int, default=None, metavar="N",
                    help="loader processes (default: the usable CPUs)")
+    c.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="parse on a Dask cluster (tcp://host:8786; needs shmparse[dask]); "
+                        "its workers must see the input paths")
     c.add_argument("--layout", choices=("per-file", "concat"), default="per-file")
     c.add_argument("--compression", choices=("gzip", "lzf"), default=None)
     c.add_argument("--compression-level", type=int, default=None, metavar="0-9",
@@ -208,13 +211,25 @@ def _convert(args: argparse.Namespace) -> int:
                   skiprows=args.skiprows, usecols=parse_usecols(args.usecols),
                   max_rows=args.max_rows, encoding=args.encoding, quotechar=args.quotechar)
     report = _Report(args.quiet)
+    client = None
+    if args.scheduler is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise UsageError("--scheduler needs dask.distributed: pip install "
+                             "\"shmparse[dask]\"") from None
+        try:
+            client = Client(args.scheduler, timeout=30, set_as_default=False)
+        except OSError as exc:
+            raise UsageError(f"--scheduler {args.scheduler}: cannot connect ({exc})") from None
     try:
         summary = to_hdf5(args.inputs, args.output, dtype=dtype, workers=args.workers,
                           layout=args.layout, compression=compression,
                           compression_opts=args.compression_level, shuffle=args.shuffle,
                           chunk_rows=args.chunk_rows, mode=mode, progress=report,
                           strict=not args.no_strict, block_bytes=int(args.block_size * (1 << 20)),
-                          compress_in=args.compress_in, fsync=args.fsync, **kwargs)
+                          compress_in=args.compress_in, fsync=args.fsync, client=client,
+                          **kwargs)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, (ParseError, UnicodeError)):
             raise
@@ -224,6 +239,8 @@ def _convert(args: argparse.Namespace) -> int:
     finally:
         if report.bar is not None:
             report.bar.close()
+        if client is not None:
+            client.close()
     if not args.quiet:
         s = summary
         rate = s.bytes_read / s.seconds / 1e6 if s.seconds > 0 else 0.0

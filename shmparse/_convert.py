@@ -32,12 +32,13 @@ import numpy as np
 from . import _core, _segments
 from ._blocks import AnyBlock, InputPlan, SlotBlock, plan_input
 from ._cplan import numpy_opens, plan_compressed
-from ._executors import cancel, completed_now, run_everywhere, width
+from ._executors import cancel, completed_now, is_cluster, run_everywhere, width
 from ._h5writer import H5Writer
 from ._inflate import sniff_path
 from ._job import raise_decode_error, warn_user
 from ._outfile import Room, clear, fmt_mb, free_bytes
 from ._segments import HEADER
+from ._remote import parse_block_rows, parse_file_rows
 from ._sources import open_path, read_as
 from ._tasks import compress_chunks, parse_block, parse_file, release_slots
 from .errors import WorkerCrashedError
@@ -164,6 +165,9 @@ class Conversion:
                  kw: Dict[str, Any], strict: bool, block_bytes: int, limit: int,
                  level: Optional[int], shuffle: bool) -> None:
         self.executor = executor
+        # a cluster's workers share neither this machine's memory nor its segments: their
+        # tasks return the rows by value (the same blocks, the same engine, the same rows)
+        self.remote = is_cluster(executor)
         self.writer: Optional[H5Writer] = None   # set before run(): start() does not write
         self.sources = sources
         self.dtype = dtype
@@ -209,7 +213,11 @@ class Conversion:
         src = self.sources[self.next_source]
         self.next_source += 1
         src.kind = sniff_path(src.path)
-        if src.kind is not None:
+        if src.kind is not None and self.remote:
+            # blocks of a compressed input live in this machine's shared slots: on a cluster
+            # the file is one task, opened as numpy opens it (by its suffix)
+            plan = InputPlan(whole=True)
+        elif src.kind is not None:
             plan = plan_compressed(src.path, src.kind, self.dtype, self.kw, self.strict,
                                    self.block_bytes)
         else:
@@ -300,11 +308,20 @@ class Conversion:
                 self.parsed[blk.seq] = blk
                 continue
             if blk.name is not None:                     # a whole file, by loadtxt
-                self.whole_names.add(blk.name)
                 kw = dict(self.kw, dtype=self.dtype, strict=self.strict,
                           ndmin=1 if self.dtype.names is not None else 2)
-                kind = src.kind if src.kind and not numpy_opens(src.path, src.kind) else None
-                fut = self.executor.submit(parse_file, src.path, kw, blk.name, kind)
+                if self.remote:
+                    fut = self.executor.submit(parse_file_rows, src.path, kw)
+                else:
+                    self.whole_names.add(blk.name)
+                    kind = (src.kind if src.kind and not numpy_opens(src.path, src.kind)
+                            else None)
+                    fut = self.executor.submit(parse_file, src.path, kw, blk.name, kind)
+            elif self.remote:
+                plan = src.plan
+                assert plan is not None
+                fut = self.executor.submit(parse_block_rows, blk.block, plan.engine_kw,
+                                           plan.row_size, plan.check)
             else:
                 plan = src.plan
                 assert plan is not None
@@ -434,9 +451,16 @@ class Conversion:
                 job.raise_for(res, enc=plan.enc, line_base=src.line_base, ncols=src.ncols)
             src.line_base += res["line_ends"]
         arr: Optional[np.ndarray] = None
-        if blk.name is not None:
+        if blk.name is not None and self.remote:
+            arr = res
+        elif blk.name is not None:
             blk.sa = adopt(res)
             arr = blk.sa.array
+        elif blk.block is not None and self.remote:
+            assert plan is not None and plan.job is not None
+            rows = res["rows"]
+            shape = (rows, src.ncols) if plan.job.plan.homogeneous else (rows,)
+            arr = res.pop("data").view(self.dtype).reshape(shape)
         elif blk.slot is not None:
             assert plan is not None and plan.job is not None
             rows = res["rows"]
@@ -460,7 +484,7 @@ class Conversion:
                                  f"input: {src.path} has {arr.shape[1]}, the inputs before it "
                                  f"{writer.ncols}")
             if self.room is not None and arr.nbytes:
-                self._check_space(arr.nbytes, blk.nbytes if blk.slot is not None else 0)
+                self._check_space(arr.nbytes, blk.nbytes if blk.block is not None else 0)
             runs = writer.append(arr)
             n = arr.shape[0]
             src.rows += n

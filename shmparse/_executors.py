@@ -15,7 +15,14 @@ from __future__ import annotations
 import concurrent.futures as cf
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol
 
-__all__ = ["Executor", "as_completed", "completed_now", "cancel", "run_everywhere", "width"]
+__all__ = ["Executor", "as_completed", "completed_now", "cancel", "run_everywhere", "width",
+           "is_cluster"]
+
+
+def is_cluster(executor: Any) -> bool:
+    """Whether ``executor`` is a ``dask.distributed.Client`` (told without importing
+    distributed): its workers may be on other machines, so tasks return rows by value."""
+    return type(executor).__module__.split(".")[0] == "distributed"
 
 
 class Executor(Protocol):
@@ -32,6 +39,9 @@ def as_completed(executor: Any, futures: Iterable[Any],
     own = getattr(executor, "as_completed", None)
     if own is not None:
         return own(futures, timeout)
+    if is_cluster(executor):
+        import distributed
+        return iter(distributed.as_completed(list(futures), timeout=timeout))
     return cf.as_completed(list(futures), timeout)
 
 
@@ -42,6 +52,14 @@ def completed_now(executor: Any, futures: Iterable[Any],
     futures = list(futures)
     if not futures:
         return []
+    if is_cluster(executor):
+        import distributed
+        try:
+            with executor.as_current():     # (wait looks the client up; it may not be default)
+                distributed.wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+        except (cf.TimeoutError, TimeoutError):
+            return []
+        return [f for f in futures if f.done()]
     try:
         next(iter(as_completed(executor, futures, timeout)))
     except (cf.TimeoutError, TimeoutError):
@@ -79,5 +97,8 @@ def run_everywhere(executor: Any, fn: Callable[..., Any], *args: Any) -> None:
 def width(executor: Any, default: int) -> int:
     """How many tasks the executor runs at once, where it says (a Loader's ``workers``);
     ``default`` otherwise."""
+    if is_cluster(executor):        # the threads of its workers now
+        n = sum(executor.nthreads().values())
+        return n if n > 0 else default
     n = getattr(executor, "workers", None)
     return n if isinstance(n, int) and n > 0 else default

@@ -42,7 +42,7 @@ import numpy as np
 
 from ._columns import Unsupported
 from ._convert import Conversion, Source, import_h5py
-from ._executors import width
+from ._executors import is_cluster, width
 from ._h5writer import (PASSED_ON, H5Writer, check_h5_dtype, compression_args, dataset_name,
                         options_json)
 from ._job import LOADTXT_DEFAULTS, make_job, usable_cpus
@@ -86,7 +86,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
             progress: Union[None, bool, Callable[[Progress], Any]] = None, strict: bool = True,
             block_bytes: int = DEFAULT_BLOCK_BYTES, max_inflight: Optional[int] = None,
             compress_in: str = "workers", fsync: bool = False, loader: Optional[Loader] = None,
-            executor: Any = None, **loadtxt_kwargs: Any) -> ConvertSummary:
+            executor: Any = None, client: Any = None, **loadtxt_kwargs: Any) -> ConvertSummary:
     """Convert text files to one HDF5 file; returns a :class:`ConvertSummary`.
 
     Parameters
@@ -135,6 +135,14 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
         run on this machine (they fill shared-memory segments), such as a
         ``concurrent.futures.ThreadPoolExecutor`` (the engine releases the GIL).  The
         output is the same whatever runs the tasks.  Not with ``loader=``.
+    client : dask.distributed.Client, optional
+        Parse on a Dask cluster: the blocks are parsed by the cluster's workers (which must
+        see the input paths, e.g. on a shared file system) and come back by value; this
+        process stays the only HDF5 writer, writes them in input order with at most
+        ``max_inflight`` outstanding (default ``2 x`` the cluster's threads), and compresses
+        in its own h5py filters.  The file is byte-identical to a local conversion.  A
+        worker lost mid-run has its tasks run again by Dask.  Not with ``loader=`` or
+        ``executor=``.
     **loadtxt_kwargs
         ``comments, delimiter, converters, skiprows, usecols, encoding,
         max_rows, quotechar`` as for :func:`shmparse.loadtxt`.
@@ -206,8 +214,10 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
     shows_bar = progress is True
     callback = progress if callable(progress) else None
 
-    if loader is not None and executor is not None:
-        raise TypeError("to_hdf5() takes loader= or executor=, not both")
+    if sum(x is not None for x in (loader, executor, client)) > 1:
+        raise TypeError("to_hdf5() takes one of loader=, executor= and client=")
+    if client is not None:
+        executor = client
     tmp = temp_beside(out)
     create_temp(tmp, out)
     given_executor = executor if executor is not None else loader
@@ -221,7 +231,7 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
         # the file is made.  (They do not inherit the file's descriptors either: a worker's
         # exit would otherwise be the file's last close.)
         runner = Loader(workers) if own else given_executor
-        parallel = level is not None and compress_in == "workers"
+        parallel = level is not None and compress_in == "workers" and not is_cluster(runner)
         at_once = width(runner, workers or usable_cpus())
         conv = Conversion(runner, sources, dtype, kw, strict, block_bytes,
                           max_inflight or 2 * at_once, level, bool(shuffle))

@@ -44,6 +44,18 @@ from .shm import SharedArray, SharedHandle, adopt
 __all__ = ["Loader", "LoaderFuture", "load_many"]
 
 
+def _reduce_unicode_error(exc: UnicodeError) -> Tuple[Any, ...]:
+    """A Unicode error rebuilt by its constructor.  ``import dask`` installs tblib's
+    exception pickling process-wide, which rebuilds an exception by ``__new__`` and its
+    attributes: a UnicodeDecodeError then arrives with ``encoding``, ``object``, ``start``,
+    ``end`` and ``reason`` unset.  Registered for this module's pickler only."""
+    return (type(exc), exc.args, exc.__dict__ or None)
+
+
+for _unicode_error in (UnicodeDecodeError, UnicodeEncodeError, UnicodeTranslateError):
+    ForkingPickler.register(_unicode_error, _reduce_unicode_error)
+
+
 # -- the worker side ------------------------------------------------------------------
 def _worker_main(conn: Connection, parent_end: Optional[Connection], parent_pid: int) -> None:
     """Serve tasks until told to stop, or until the parent is gone (then quietly)."""
