@@ -25,6 +25,7 @@ import collections
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 import warnings
 import weakref
@@ -218,6 +219,17 @@ def _stop_workers(workers: List[_Worker]) -> None:
         w.conn.close()
 
 
+def default_start_method() -> str:
+    """The Loader's start method when none is given (see :class:`Loader`)."""
+    methods = mp.get_all_start_methods()    # the platform's default first
+    chosen = mp.get_start_method(allow_none=True)
+    if chosen is not None and chosen != methods[0]:
+        return chosen                       # the program chose another one: honour it
+    if methods[0] in ("fork", "forkserver") and "forkserver" in methods:
+        return "fork" if threading.active_count() == 1 else "forkserver"
+    return methods[0]
+
+
 class Loader:
     """A pool of loader processes that stays warm between calls.
 
@@ -226,7 +238,13 @@ class Loader:
     workers : int, optional
         Number of processes (default: the usable CPUs).
     start_method : str, optional
-        ``"fork"``, ``"spawn"`` or ``"forkserver"`` (default: multiprocessing's).
+        ``"fork"``, ``"spawn"`` or ``"forkserver"``.  By default, where
+        multiprocessing's default is ``"fork"`` or ``"forkserver"`` (Linux and the
+        other POSIX systems but macOS): ``"fork"`` while this process runs a single
+        Python thread (the quickest start), ``"forkserver"`` when it runs several (a
+        Dask client, a Jupyter kernel...), because a fork copies locks other threads
+        may hold, which Python 3.12+ warns of.  Elsewhere, or when the program chose
+        another with ``multiprocessing.set_start_method``, that one.
     max_inflight : int, optional
         For :meth:`imap`: at most this many files are being parsed or parsed and
         not yet consumed at any time (default ``2 * workers``), so memory stays
@@ -254,7 +272,8 @@ class Loader:
         self.workers = n
         self.max_inflight = None if max_inflight is None else int(max_inflight)
         self.replaced = 0
-        self._ctx = mp.get_context(start_method)
+        self._ctx = mp.get_context(default_start_method() if start_method is None
+                                   else start_method)
         self._pool: List[_Worker] = []
         self._queue: Deque[LoaderFuture] = collections.deque()   # submitted, not started
         self._closed = False

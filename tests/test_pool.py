@@ -456,6 +456,47 @@ def test_other_start_methods(method, seed_files, big_text, tmp_path):
             sa.close()
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the fork/forkserver choice is Linux's default")
+def test_default_start_method_forks_only_a_single_threaded_process(tmp_path):
+    """Forking a process that runs other threads copies locks they may hold (Python 3.12+
+    warns of it): the Loader then starts its workers from a fork server, with the same
+    results and no warning; a start method the program chose is kept."""
+    script = textwrap.dedent("""
+        import json, sys, threading, warnings
+        import multiprocessing as mp
+        import numpy as np
+        import shmparse
+        from shmparse import pool
+        if __name__ == "__main__":
+            path = sys.argv[1]
+            np.savetxt(path, np.arange(60000.0).reshape(-1, 3))
+            out = {"alone": pool.default_start_method()}
+            stop = threading.Event()
+            t = threading.Thread(target=stop.wait)
+            t.start()
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                with shmparse.Loader(2) as ld:
+                    out["threads"] = repr(ld)
+                    got = ld.loadtxt(path)
+            out["warnings"] = [str(w.message) for w in seen]
+            out["same"] = got.tobytes() == np.loadtxt(path).tobytes()
+            stop.set(); t.join()
+            mp.set_start_method("spawn", force=True)
+            out["chosen"] = pool.default_start_method()
+            print(json.dumps(out))
+    """)
+    (tmp_path / "prog.py").write_text(script)
+    proc = subprocess.run([sys.executable, str(tmp_path / "prog.py"), str(tmp_path / "a.txt")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = __import__("json").loads(proc.stdout)
+    assert out["alone"] == "fork"
+    assert "'forkserver'" in out["threads"]
+    assert out["warnings"] == [] and out["same"]
+    assert out["chosen"] == "spawn"
+
+
 def test_loader_close_leaves_no_process(seed_files):
     ld = shmparse.Loader(2, start_method="fork")
     procs = [w.proc for w in ld._pool]
