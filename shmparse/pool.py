@@ -272,6 +272,7 @@ class Loader:
         self.workers = n
         self.max_inflight = None if max_inflight is None else int(max_inflight)
         self.replaced = 0
+        self._method = start_method         # None: chosen at each start (see below)
         self._ctx = mp.get_context(default_start_method() if start_method is None
                                    else start_method)
         self._pool: List[_Worker] = []
@@ -370,6 +371,10 @@ class Loader:
 
     # -- workers -------------------------------------------------------------------
     def _start_worker(self) -> _Worker:
+        if self._method is None and self._ctx.get_start_method() == "fork" \
+                and threading.active_count() > 1:
+            # a replacement started while threads run (a stream's read-ahead...)
+            self._ctx = mp.get_context(default_start_method())
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         fork = self._ctx.get_start_method() == "fork"
         proc = self._ctx.Process(target=_worker_main, name="shmparse-loader", daemon=True,
