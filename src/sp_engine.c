@@ -1095,9 +1095,20 @@ SP_INLINE int sp_span_int(const sp_byte *b, int64_t s, int64_t e, int *neg, uint
     return 1;
 }
 
+/* The full fast float syntax over b[s, e), which must end exactly at e; out of line, so that
+ * the span loop around the short decimals stays small (s + SP_FLOAT_SCAN_READ <= the span
+ * limit + 64 < the input's length). */
+SP_NOINLINE static int sp_span_float_full(const sp_byte *b, int64_t s, int64_t e, double *v)
+{
+    return sp_float_scan(b, s, v) == e;
+}
+
 /* The decimal b[s, e): [sign] up to 7 digits [. up to 7 digits], a digit at least, as
- * sp_quick_float_k takes it; its value in *v.  0 if it is not that. */
-SP_INLINE int sp_span_float(const sp_byte *b, int64_t s, int64_t e, double *v)
+ * sp_quick_float_k takes it; its value in *v.  Longer ones and exponents: the full syntax,
+ * inline where inline_full (float64 columns, where full-precision text is common: repr,
+ * np.savetxt), else a call (float32 columns: inlined there too it grew the loop enough to
+ * cost the short decimals and the integers ~3 % more instructions).  0 if it is none. */
+SP_INLINE int sp_span_float_k(const sp_byte *b, int64_t s, int64_t e, double *v, int inline_full)
 {
     const sp_byte c0 = b[s];
     const int neg = (c0 == '-');
@@ -1129,9 +1140,7 @@ SP_INLINE int sp_span_float(const sp_byte *b, int64_t s, int64_t e, double *v)
     *v = sp_decimal_value(m, n2, neg);
     return 1;
 full:
-    /* longer, or an exponent: the full fast syntax, which must end exactly at e
-     * (s + SP_FLOAT_SCAN_READ <= the span limit + 64 < the input's length) */
-    return sp_float_scan(b, s, v) == e;
+    return inline_full ? sp_float_scan(b, s, v) == e : sp_span_float_full(b, s, e, v);
 }
 
 /* Span rows from p into dest, up to room; returns the rows written, *np where they end (the
@@ -1181,15 +1190,15 @@ SP_NOINLINE static int64_t sp_rows_span(const sp_engine *g, int64_t p, sp_byte *
                                         op->cs->swap, neg, x)) goto refused;
                 break;
             case SP_OP_F4:
-                if (!sp_span_float(b, s, e, &v)) goto refused;
+                if (!sp_span_float_k(b, s, e, &v, 0)) goto refused;
                 sp_store_float_k(SP_KIND_F32, 0, v, slot);
                 break;
             case SP_OP_F8:
-                if (!sp_span_float(b, s, e, &v)) goto refused;
+                if (!sp_span_float_k(b, s, e, &v, 1)) goto refused;
                 sp_store_float_k(SP_KIND_F64, 0, v, slot);
                 break;
             case SP_OP_FLOAT:
-                if (!sp_span_float(b, s, e, &v)) goto refused;
+                if (!sp_span_float_k(b, s, e, &v, 0)) goto refused;
                 sp_store_float(op->cs, v, slot);
                 break;
             default:    /* SP_OP_S: the bytes between are 0x20..0x7F, none the comment */
