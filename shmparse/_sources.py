@@ -31,7 +31,6 @@ import numpy as np
 
 from . import _core
 from ._columns import Unsupported
-from ._compressed import read_all
 
 _DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".lzma": lzma.open}
 _KINDS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".lzma": "xz"}
@@ -227,6 +226,8 @@ def open_path(path: str, encoding: Optional[str]) -> Text:
         return Text(data.encode("utf-8", "surrogatepass"), _core.LINES_UNIVERSAL, True,
                     _core.ENC_UTF8, None, path)
     if ext in _DECOMPRESSORS:
+        # imported here: a plain file's first load does not pay for the compressed machinery
+        from ._compressed import read_all
         try:        # the fast decompressor (ISA-L), in the format numpy's opener reads
             data = read_all(path, _KINDS[ext], threads=_usable_cpus())
         except _READ_ERRORS:   # a truncated or corrupt stream: as numpy meets it

@@ -9,7 +9,6 @@ for the first failing range in file order, with the line and row numbers of a se
 """
 from __future__ import annotations
 
-import logging
 import mmap
 import os
 from typing import Any, Dict, List, Optional
@@ -57,6 +56,7 @@ def split_parse(executor: Any, workers: int, job: Job, text: Text,
 
 
 def _debug(msg: str, *args: Any) -> None:
+    import logging        # (here: rare, and a first load need not import it)
     logging.getLogger("shmparse").debug(msg, *args)
 
 

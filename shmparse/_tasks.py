@@ -25,7 +25,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from . import _core, _segments
-from ._bgzf import bgzf_block
 from ._blocks import AnyBlock, Block, SlotBlock
 from ._job import LOADTXT_DEFAULTS
 from ._reader import entry
@@ -138,6 +137,7 @@ def block_text(block: AnyBlock) -> Tuple[memoryview, int, Callable[[], None]]:
             view.release()
             seg.close()
         return view, block.offset, close_slot
+    from ._bgzf import bgzf_block     # (here: plain blocks do not pay for its import)
     path, runs, k, stamp, skip, whole_lines, text_start = block
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
