@@ -17,7 +17,8 @@ from . import _core
 from ._columns import Plan, Unsupported
 from ._job import (INT_VIA_FLOAT, Job, f16_overflowed, make_job, raise_decode_error,
                    threads_for, warn_user)
-from ._sources import Lines, Text, codec_name, open_path, read_file_object, seg_ends
+from ._sources import (READ_ERRORS, Lines, Text, codec_name, open_path, read_file_object,
+                       seg_ends, stream_kind)
 from .shm import SegmentWriter, SharedArray, share
 
 # split(job, text, dest) -> rows, or None when the input is not split
@@ -313,6 +314,84 @@ def run_text(job: Job, text: Text, dest: ArrayDest) -> int:
         text.close()
 
 
+STREAM_BLOCK = 8 << 20     # decompressed bytes a streamed block holds (whole lines)
+
+
+def _rows_guess(path: str, kind: str, block_bytes: int, block_rows: int) -> int:
+    """Rows to allocate for a streamed file, from its first block: gzip's trailer gives the
+    text's size (of its last member, modulo 4 GiB; at least the compressed size), others
+    a ratio.  Only address space: untouched pages cost nothing, and the array is shrunk in
+    place to the rows read."""
+    size = os.path.getsize(path)
+    text = 6 * size
+    if kind == "gzip" and size >= 18:
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            text = max(int.from_bytes(f.read(4), "little"), 3 * size)
+    return int(text / max(block_bytes, 1) * block_rows * 1.1) + block_rows + 1
+
+
+def run_stream(job: Job, path: str, encoding: Optional[str], dest: ArrayDest) -> Optional[int]:
+    """A compressed path parsed as it is decompressed: a thread inflates the next blocks of
+    whole lines while this one parses the current block into ``dest``, so decompression and
+    parsing overlap.  Returns the rows, or None (with ``dest`` left unallocated) where the
+    exact answer needs the whole text: BGZF (inflated on all CPUs at once), an error, a
+    warning, a decode check that fails, no data row in the first block or ``skiprows``
+    beyond it.  The caller then reads the file as :func:`run_text` does; nothing was said
+    and nothing is kept, so the outcome is numpy's either way."""
+    how = stream_kind(path, encoding)
+    if how is None or job.max_rows >= 0 or dest.out is not None or isinstance(dest, ShmDest):
+        return None
+    kind, enc, check = how
+    from ._compressed import ReadAhead, iter_blocks, sniff_path   # (compressed inputs only)
+    try:
+        if kind == "gzip" and sniff_path(path) != "gzip":
+            return None                   # BGZF (or not gzip at all: numpy's error)
+    except OSError:
+        return None
+    lines = _core.LINES_UNIVSEG if job.multi else _core.LINES_UNIVERSAL
+    kw = job.kwargs(enc)
+    kw.update(lines=lines, translate_cr=True, max_rows=-1, warn_empty=False)
+    ncols = job.fixed_ncols
+    skip = job.skiprows
+    rows = 0
+    try:
+        with ReadAhead(iter_blocks(path, kind, block_bytes=STREAM_BLOCK, name=path)) as blocks:
+            for blk in blocks:
+                data = blk.data
+                cap, invalid = _core.prescan(data, _core.LINES_UNIVERSAL, check, 1)
+                if invalid >= 0:
+                    return _unstreamed(dest)
+                if ncols is None:
+                    probe = _core.parse(data, probe=True, skiplines=skip, **kw)
+                    if probe["status"] != _core.OK or probe["first_nfields"] < 0:
+                        return _unstreamed(dest)
+                    ncols = probe["first_nfields"]
+                if not dest.allocated:
+                    dest.alloc(_rows_guess(path, kind, len(data), cap), ncols)
+                elif rows + cap > dest.capacity:
+                    dest.grow(max(rows + cap, dest.capacity * 3 // 2))
+                res = _core.parse(data, dest=dest.view(rows), capacity=cap,
+                                  cols=job.plan.specs(ncols), usecols=job.usecols,
+                                  row_size=job.plan.row_size(ncols), threads=1,
+                                  skiplines=skip, **kw)
+                if (res["status"] != _core.OK or res["int_via_float"] or res["f16_overflow"]
+                        or (skip and res["rows"] == 0)):
+                    return _unstreamed(dest)
+                rows += res["rows"]
+                skip = 0
+    except READ_ERRORS:        # a damaged file: numpy's reading of it decides what to raise
+        return _unstreamed(dest)
+    if not rows:
+        return _unstreamed(dest)          # numpy's "no data" path, exactly
+    return rows
+
+
+def _unstreamed(dest: ArrayDest) -> None:
+    dest.abort()
+    return None
+
+
 def run_lines(job: Job, feed: Lines, dest: ArrayDest) -> int:
     """Parse an input that is consumed line by line (in batches when max_rows is set)."""
     pending: List[bytes] = []
@@ -389,8 +468,10 @@ def load(fname: Any, dtype: Any, comments: Any, delimiter: Any, skiprows: int, u
     dest = ShmDest(plan, shm_name) if in_shm else ArrayDest(plan, out)
     try:
         if isinstance(fname, str):
-            text = open_path(fname, encoding)
-            rows = None if split is None else split(job, text, dest)
+            rows = run_stream(job, fname, encoding, dest) if split is None else None
+            if rows is None:
+                text = open_path(fname, encoding)
+                rows = None if split is None else split(job, text, dest)
             if rows is None:
                 rows = run_text(job, text, dest)
         elif hasattr(fname, "read") and max_rows < 0:

@@ -25,7 +25,7 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -150,7 +150,7 @@ def _map_file(path: str) -> Text:
 
 # a read that fails part way: bytes the codec rejects (a UTF-16 file without its BOM is a
 # plain UnicodeError), a truncated or corrupt compressed stream
-_READ_ERRORS = (UnicodeError, EOFError, OSError, zlib.error, lzma.LZMAError)
+READ_ERRORS = (UnicodeError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
 def naming(e: BaseException, path: str) -> BaseException:
@@ -182,7 +182,7 @@ def _read_as_numpy(path: str, opener: Callable[..., Any], codec: str) -> Text:
                 if not chunk:
                     break
                 parts.append(chunk)
-        except _READ_ERRORS as e:
+        except READ_ERRORS as e:
             error = naming(e, path)
     return Text("".join(parts).encode("utf-8", "surrogatepass"), _core.LINES_UNIVERSAL, True,
                 _core.ENC_UTF8, None, path, tail_error=error)
@@ -212,6 +212,18 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def stream_kind(path: str, encoding: Optional[str]) -> Optional[Tuple[str, int, int]]:
+    """For a path :func:`open_path` would decompress whole with the fast decompressor: (its
+    format, how the engine reads its bytes, the check numpy's decoder makes: 0 none, 1 utf-8,
+    2 ascii), so that it can be parsed as a stream instead; else None."""
+    codec = codec_name(encoding if encoding is not None else default_encoding())
+    ext = _read_as.get(path) or os.path.splitext(path)[1].lower()
+    if ext not in _KINDS or codec not in NATIVE or codec == "utf-8-sig":
+        return None
+    check = 0 if codec == "iso8859-1" else 2 if codec == "ascii" else 1
+    return _KINDS[ext], NATIVE[codec], check
+
+
 def open_path(path: str, encoding: Optional[str]) -> Text:
     codec = codec_name(encoding if encoding is not None else default_encoding())
     ext = _read_as.get(path) or os.path.splitext(path)[1].lower()
@@ -221,7 +233,7 @@ def open_path(path: str, encoding: Optional[str]) -> Text:
         try:
             with opener(path, "rt", encoding=codec) as fh:
                 data = fh.read()
-        except _READ_ERRORS:
+        except READ_ERRORS:
             return _read_as_numpy(path, opener, codec)
         return Text(data.encode("utf-8", "surrogatepass"), _core.LINES_UNIVERSAL, True,
                     _core.ENC_UTF8, None, path)
@@ -230,7 +242,7 @@ def open_path(path: str, encoding: Optional[str]) -> Text:
         from ._compressed import read_all
         try:        # the fast decompressor (ISA-L), in the format numpy's opener reads
             data = read_all(path, _KINDS[ext], threads=_usable_cpus())
-        except _READ_ERRORS:   # a truncated or corrupt stream: as numpy meets it
+        except READ_ERRORS:   # a truncated or corrupt stream: as numpy meets it
             return _read_as_numpy(path, _DECOMPRESSORS[ext], codec)
         text = Text(data, _core.LINES_UNIVERSAL, True, _core.ENC_LATIN1, None, path,
                     decompressed=True)
