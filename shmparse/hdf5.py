@@ -74,7 +74,8 @@ class ConvertSummary:
     seconds : float
         Wall time.
     datasets : tuple of str
-        The datasets written, in input order (``("data",)`` for the concat layout).
+        The datasets written, in input order (``("data", "index")`` for the concat
+        layout).
     """
     output: str
     files: int
