@@ -2,8 +2,8 @@
 
 Argument checks run in numpy's order with numpy's exception types and words (``_job``); the
 input is read by ``_reader``.  Whatever the engine does not cover goes to ``numpy.loadtxt``
-itself (the fallback, see README) unless ``SHMPARSE_FALLBACK=0`` is set, in which case a
-``NotImplementedError`` names the feature.  ``workers=N`` hands the file to a
+itself (the fallback, see docs/user/loadtxt.rst) unless ``SHMPARSE_FALLBACK=0`` is set, in
+which case a ``NotImplementedError`` names the feature.  ``workers=N`` hands the file to a
 :class:`~shmparse.Loader`.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Text files in, one HDF5 file out: :func:`to_hdf5` (and ``shmparse convert``).
 
-Design (README, "Writing HDF5"):
+Design (docs/user/hdf5.rst):
 
 * **Workers parse, the parent writes.**  Each input is cut at line starts into blocks of about
   ``block_bytes`` of text; a :class:`~shmparse.Loader` worker parses one block straight into a
@@ -11,7 +11,7 @@ Design (README, "Writing HDF5"):
   of the inputs.
   Compressed inputs (gzip, BGZF, bzip2, xz, recognised by content) are cut too: BGZF into
   runs of members the workers inflate, the others as a stream decompressed here while the
-  workers parse (README, "Compressed inputs").  Inputs that cannot be cut (``quotechar``,
+  workers parse (docs/user/compressed.rst).  Inputs that cannot be cut (``quotechar``,
   ``max_rows``, several comment strings, another encoding than utf-8/latin-1/ascii) are
   parsed whole by one worker.
 * **Compression on all CPUs.**  With gzip (and optionally shuffle), the parent asks the

@@ -1,6 +1,6 @@
 """Loader processes: an executor of warm worker processes, and what it loads with them.
 
-Design (README, "Loading in parallel" and "How it works"):
+Design (docs/user/loaders.rst and docs/howitworks.rst):
 
 * A :class:`Loader` is an executor in the shape of ``concurrent.futures``: ``submit(fn,
   *args)`` gives a :class:`LoaderFuture`; :meth:`Loader.as_completed`, :meth:`Loader.cancel`

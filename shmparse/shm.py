@@ -2,7 +2,7 @@
 
 A :class:`SharedArray` crosses process boundaries as a small picklable
 :class:`SharedHandle`; the receiving process maps the same pages, so no data
-is copied.  Lifecycle rules (README, "Shared arrays"):
+is copied.  Lifecycle rules (docs/user/shared.rst):
 
 * Exactly one process, the *owner*, removes a segment's name: when its
   ``SharedArray`` is closed, unlinked, garbage-collected, or at interpreter
