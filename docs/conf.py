@@ -77,7 +77,10 @@ doctest_global_cleanup = """
 _docdir.close()               # back to the old cwd, the directory removed; fails on a segment left
 """
 
+# without the [dask] extra: shmparse.dask's reference is still built (its imports mocked),
+# and its examples are skipped (``:skipif: not HAVE_DASK``), saying so here
 _missing = [m for m in ("dask", "distributed", "fsspec", "zarr") if find_spec(m) is None]
+autodoc_mock_imports = list(_missing)
 if _missing:
     print(f"shmparse docs: examples of the cluster path (user/dask.rst) are skipped: "
           f"{', '.join(_missing)} not installed (pip install 'shmparse[dask]')")
