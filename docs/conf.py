@@ -43,6 +43,8 @@ html_theme_options = {
 }
 html_sidebars = {"benchmarks": [], "changelog": [], "howitworks": [], "install": []}
 html_show_sourcelink = False
+html_static_path = ["_static"]     # (benchmark.png, drawn by benchmarks/plot_benchmarks.py, too)
+html_css_files = ["shmparse.css"]
 pygments_style = "sphinx"
 
 # -- API reference ------------------------------------------------------------------------
