@@ -60,6 +60,7 @@ numpydoc_validation_exclude = {
     r"\.__\w+__$",
     # made by shmparse, never by hand: their Attributes sections document them
     r"^shmparse\.(ParseError|ShmCapacityError|WorkerCrashedError|ConvertSummary|Progress)$",
+    r"^shmparse\.pool\.LoaderFuture$",
 }
 
 # -- examples (sphinx-build -b doctest) ---------------------------------------------------

@@ -130,15 +130,6 @@ class LoaderFuture:
     loader.  Warnings the task gave in its worker are given again here by ``result()``
     (once), at the caller's frame.
 
-    Parameters
-    ----------
-    loader : Loader
-        The loader the task was submitted to.
-    fn : callable
-        The task.
-    args : tuple
-        Its arguments.
-
     Attributes
     ----------
     fn : callable
@@ -172,15 +163,12 @@ class LoaderFuture:
         return self._state == _CANCELLED
 
     def cancel(self) -> bool:
-        """Cancel the task if no worker has started it.
-
-        This is ``concurrent.futures``' rule; :meth:`Loader.cancel` also stops running
-        tasks.
+        """Cancel the task if no worker has started it (``concurrent.futures``' rule).
 
         Returns
         -------
         bool
-            True when the task is cancelled.
+            True when it is cancelled.  (:meth:`Loader.cancel` also stops running tasks.)
         """
         if self._state == _PENDING:
             self._loader._unqueue(self)
@@ -303,8 +291,6 @@ class Loader:
     ----------
     workers : int
         The number of worker processes.
-    max_inflight : int or None
-        As given.
     replaced : int
         How many workers died and were replaced so far.
 
@@ -607,9 +593,9 @@ class Loader:
 
         Notes
         -----
-        At most ``max_inflight`` files are being parsed or waiting to be
-        consumed.  Leaving the iteration early kills the workers still parsing
-        for it and removes their segments.
+        At most ``max_inflight`` files are parsed or waiting to be consumed.
+        Leaving early kills the workers still parsing for it (and removes their
+        segments).
         """
         self._check_kwargs(loadtxt_kwargs)
         limit = self.max_inflight or 2 * self.workers
@@ -806,15 +792,6 @@ def load_many(paths: Iterable[Any], workers: Optional[int] = None,
     See Also
     --------
     Loader.imap : the same with a warm pool, as the files finish.
-
-    Examples
-    --------
-    >>> pairs = shmparse.load_many(["calls/a.tsv", "calls/b.tsv"], workers=2,
-    ...                            dtype=SEED, delimiter="\\t")
-    >>> [(path, sa.shape) for path, sa in pairs]
-    [('calls/a.tsv', (2000,)), ('calls/b.tsv', (2000,))]
-    >>> for _, sa in pairs:
-    ...     sa.close()
     """
     with Loader(workers) as loader:
         return loader.load_many(paths, **loadtxt_kwargs)
