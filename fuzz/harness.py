@@ -50,7 +50,7 @@ the same input.  Then:
   shared-memory segment of this process is left in /dev/shm.
 
 Calls on the compiled engine run with ``SHMPARSE_FALLBACK=0`` so that a silent
-fallback to numpy cannot hide an engine bug; only the dtypes that the README
+fallback to numpy cannot hide an engine bug; only the dtypes that docs/user/loadtxt.rst
 lists as fallback features (complex, object) are allowed to fall back.
 
 Skipped on purpose:
@@ -60,7 +60,7 @@ Skipped on purpose:
   which reads past glibc's table: garbage results (``" \u30ac"`` as int32 gives
   12412) or a segfault of numpy.  shmparse raises its conversion error.  The
   check is a conservative pattern over the text (see ``_INT_UB``).
-* README "Known differences": float16 columns with non-ASCII decimal digits
+* docs/user/loadtxt.rst, "Known differences": float16 columns with non-ASCII decimal digits
   (Python's ``float()`` accepts them, shmparse does not).
 Lone surrogates cannot occur: str inputs are decoded with ``errors="replace"``.
 """
@@ -114,8 +114,8 @@ DTYPES: List[Tuple[str, Any]] = [
     ("U2,u1,f2", "U2,u1,f2"),
     ("nested", [("a", "i4"), ("b", [("c", "f8"), ("d", "i2", (2,))])]),
     ("aligned", np.dtype([("a", "i1"), ("b", "f8")], align=True)),
-    ("complex", complex),     # README: a fallback feature (numpy itself parses it)
-    ("object", object),       # README: a fallback feature
+    ("complex", complex),     # docs: a fallback feature (numpy itself parses it)
+    ("object", object),       # docs: a fallback feature
 ]
 FALLBACK_DTYPES = {"complex", "object"}
 
@@ -344,7 +344,7 @@ def _has_int_field(dtype: np.dtype) -> bool:
 
 
 def _skip_reason(opts: Dict[str, Tuple[str, Any]], raw: bytes) -> Optional[str]:
-    """Cases numpy itself gets wrong, and the README's known differences."""
+    """Cases numpy itself gets wrong, and the known differences (docs/user/loadtxt.rst)."""
     # numpy's integer parser (textreading/str_to_int.c) calls C isdigit() on each code point
     # of the field; above U+00FF that reads past glibc's ctype table: undefined behaviour
     # that gives garbage (' \u30ac' read as int32 12412) or a segfault.  Never call numpy so.
@@ -357,7 +357,7 @@ def _skip_reason(opts: Dict[str, Tuple[str, Any]], raw: bytes) -> Optional[str]:
         text = raw.decode(_text_codec(opts["encoding"][1]), "replace")
         for ch in text:
             if ord(ch) > 127 and unicodedata.decimal(ch, None) is not None:
-                return "float16 with non-ASCII digits (README: known difference)"
+                return "float16 with non-ASCII digits (docs: known difference)"
     return None
 
 

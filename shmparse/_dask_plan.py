@@ -24,7 +24,38 @@ _TAKEN = ("comments", "delimiter", "converters", "skiprows", "usecols", "encodin
 
 class ReadPlan:
     """Files, their blocks and the count pass's results: what the array and Zarr graphs
-    are built from."""
+    are built from.
+
+    Made by :func:`plan_read`; :func:`shmparse.dask.loadtxt` and
+    :func:`shmparse.dask.to_zarr` build their graphs from it.
+
+    Parameters
+    ----------
+    specs : list
+        One description per file (its file system, path, size, block bounds and
+        loadtxt arguments), in input order.
+    surveys : list of dict
+        Per file: the bytes and lines the head (``skiprows``) takes, and the column
+        count found (``head``, ``head_lines``, ``ncols``).
+    counts : list of list of (int, int, int)
+        Per file, per block: rows, line ends, columns.
+    dtype : numpy.dtype
+        Of every row.
+
+    Attributes
+    ----------
+    dtype : numpy.dtype
+        Of every row.
+    structured : bool
+        True for a structured dtype (a 1-D result).
+    ncols : int
+        Columns of a plain dtype's 2-D result (-1 for a structured dtype).
+
+    Raises
+    ------
+    ValueError
+        With a plain dtype, files with different column counts.
+    """
 
     def __init__(self, specs: List[FileSpec], surveys: List[Dict[str, int]],
                  counts: List[List[Tuple[int, int, int]]], dtype: np.dtype) -> None:
@@ -56,6 +87,7 @@ class ReadPlan:
         return out
 
     def file_rows(self) -> List[int]:
+        """Rows of each file, in input order."""
         return [sum(c[0] for c in cs) for cs in self.counts]
 
 
@@ -81,8 +113,28 @@ def _expand(paths: Any) -> List[Tuple[Any, str, str]]:
 
 def plan_read(paths: Any, dtype: Any = float, *, blocksize: Union[int, str] = "64 MiB",
               **kw: Any) -> ReadPlan:
-    """Plan a read: the files, their blocks, and each block's rows (the count pass, run as
-    tasks on the current Dask scheduler)."""
+    """Plan a read: the files, their blocks, and each block's rows.
+
+    The count pass runs now, as tasks on the current Dask scheduler (see
+    :mod:`shmparse.dask`).
+
+    Parameters
+    ----------
+    paths : path, URL, glob, or a list of them
+        As for :func:`shmparse.dask.loadtxt`.
+    dtype : data-type, default float
+        Of every row.
+    blocksize : int or str, default "64 MiB"
+        Bytes of text per task.
+    **kw
+        ``comments, delimiter, converters, skiprows, usecols, encoding, max_rows,
+        quotechar, strict`` as for :func:`shmparse.loadtxt`.
+
+    Returns
+    -------
+    ReadPlan
+        The files, their blocks and every block's rows.
+    """
     for key in kw:
         if key not in _TAKEN:
             if key in LOADTXT_DEFAULTS:

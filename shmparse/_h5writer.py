@@ -38,8 +38,25 @@ PASSED_ON = ("comments", "delimiter", "converters", "skiprows", "usecols", "enco
               "max_rows", "quotechar")
 
 def dataset_name(path: Any, taken: Iterable[str] = ()) -> str:
-    """The per-file dataset name for ``path``: its base name, then ``name~2``, ``name~3``...
-    when that is taken (by an earlier input, or by a dataset already in the file)."""
+    """The per-file dataset name for an input.
+
+    Parameters
+    ----------
+    path : path
+        The input.
+    taken : iterable of str
+        Names already used (by earlier inputs, or by datasets already in the file).
+
+    Returns
+    -------
+    str
+        The input's base name, or ``name~2``, ``name~3``... when that is taken.
+
+    Examples
+    --------
+    >>> shmparse.hdf5.dataset_name("b/x.tsv", taken=["x.tsv"])
+    'x.tsv~2'
+    """
     base = os.path.basename(os.fspath(path)) or "data"
     taken = set(taken)
     name, k = base, 1

@@ -2,8 +2,8 @@
 
 Argument checks run in numpy's order with numpy's exception types and words (``_job``); the
 input is read by ``_reader``.  Whatever the engine does not cover goes to ``numpy.loadtxt``
-itself (the fallback, see README) unless ``SHMPARSE_FALLBACK=0`` is set, in which case a
-``NotImplementedError`` names the feature.  ``workers=N`` hands the file to a
+itself (the fallback, see docs/user/loadtxt.rst) unless ``SHMPARSE_FALLBACK=0`` is set, in
+which case a ``NotImplementedError`` names the feature.  ``workers=N`` hands the file to a
 :class:`~shmparse.Loader`.
 """
 from __future__ import annotations
@@ -32,8 +32,45 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
     with the GIL released and writes each field straight into the result.
     Error messages keep numpy's wording and add ``[source, line N]``.
 
-    Extra keyword-only arguments:
-
+    Parameters
+    ----------
+    fname : path, file object, or iterable of str or bytes
+        A path (``str`` or path-like; ``.gz``, ``.bz2``, ``.xz`` and ``.lzma``
+        are decompressed, as numpy does), an open text or binary file, or
+        lines (a list or a generator).
+    dtype : data-type, default float
+        Of the result: any integer, unsigned, float (16, 32, 64 bits) or bool
+        type, fixed-width ``S``/``U`` strings, and structured (also nested,
+        also byte-swapped) dtypes of those.
+    comments : str, sequence of str or None, default '#'
+        What starts a comment: one or several strings, of one character or
+        more; None for no comments.
+    delimiter : str, optional
+        The one character between fields; None (the default) splits on
+        whitespace.
+    converters : dict or callable, optional
+        As numpy's; handled by ``numpy.loadtxt`` itself (see Notes).
+    skiprows : int, default 0
+        Lines skipped at the start, comments included.
+    usecols : int or sequence of int, optional
+        Columns to read, 0-based; negative counts from the end.
+    unpack : bool, default False
+        Return the columns (for a structured dtype, the fields) separately, as
+        ``a.T`` would.
+    ndmin : int, default 0
+        The result has at least this many dimensions (0, 1 or 2).
+    encoding : str, optional
+        Of the text: utf-8, latin-1 and ascii are decoded by the engine, any
+        other codec by Python first.  None: what ``open()`` uses for a path
+        (the locale's preferred encoding), as numpy does.
+    max_rows : int, optional
+        Read at most this many rows (after ``skiprows``; empty and comment
+        lines are not rows).
+    quotechar : str, optional
+        A character that quotes fields (which may then hold the delimiter or a
+        line end); doubled inside a quoted field, it stands for itself.
+    like : array_like, optional
+        As numpy's; handled by ``numpy.loadtxt`` itself.
     strict : bool, default False
         Raise :class:`shmparse.ParseError` (naming source, line and column)
         when a value is longer than its ``S``/``U`` field, instead of
@@ -43,7 +80,7 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
         ``(N,)`` for structured dtypes, ``(N, ncols)`` otherwise) instead of
         allocating one.  The rows read are ``out[:rows]``, which is what is
         returned (after ``ndmin``/``unpack``).  ``ValueError`` if the input
-        holds more than N rows.
+        holds more than N rows; nothing is written past the array.
     threads : int, optional
         Threads used to parse one file (the GIL is released).  Default: the
         environment variable ``SHMPARSE_THREADS``, else the usable CPUs for
@@ -58,20 +95,54 @@ def loadtxt(fname: Any, dtype: Any = float, comments: Any = "#", delimiter: Opti
         :class:`shmparse.ShmCapacityError`.  Not with ``out=`` or ``unpack=True``.
         (With the numpy fallback the result is copied into a segment.)
     workers : int, optional
-        Parse one file with this many processes (``shmparse.Loader``): the
+        Parse one file with this many processes (:class:`shmparse.Loader`): the
         file is cut at line boundaries, rows are counted per range, and each
         worker parses its range straight into its slice of one shared segment.
         The result is identical to ``workers=1`` (one process, one thread),
         error lines included.  Inputs that cannot be split safely (``quotechar``,
-        ``max_rows``, multi-character comments, compressed or re-encoded files,
-        file objects, iterables) are parsed in this process (a ``logging`` debug
-        message says why).  A pool kept warm across calls: ``Loader.loadtxt``.
+        ``max_rows``, several comment strings, compressed or re-encoded files,
+        file objects, iterables, files under 1 MiB) are parsed in this process
+        (a ``logging`` debug message says why).  A pool kept warm across calls:
+        :meth:`Loader.loadtxt`.
 
+    Returns
+    -------
+    ndarray or SharedArray
+        The data, as ``numpy.loadtxt`` returns it; a :class:`SharedArray`
+        with ``shared=True``.  With ``workers=N`` the ndarray's pages are
+        shared memory that no other process sees.
+
+    Raises
+    ------
+    ParseError
+        A value does not convert to its column's type, or a row has the wrong
+        number of columns.  It subclasses ``ValueError``, as numpy raises.
+    UnicodeDecodeError
+        Bytes invalid in the encoding.
+    ShmCapacityError
+        ``shared=True`` or ``workers=N`` and ``/dev/shm`` has too little room.
+    WorkerCrashedError
+        With ``workers=N``, a worker process died.
+
+    Notes
+    -----
     Inputs, options and dtypes outside the compiled engine (``converters``,
-    ``like=``, object/complex/datetime/longdouble dtypes, unsized ``"S"``/``"U"``,
-    non-ASCII control characters, URLs) are passed to ``numpy.loadtxt``; with
-    the environment variable ``SHMPARSE_FALLBACK=0`` they raise
-    ``NotImplementedError`` naming the feature instead.
+    ``like=``, object/complex/datetime/longdouble dtypes, numpy's ``StringDType``,
+    unsized ``"S"``/``"U"``, non-ASCII delimiter, comment or quote characters,
+    URLs) are passed to ``numpy.loadtxt``; with the environment variable
+    ``SHMPARSE_FALLBACK=0`` they raise ``NotImplementedError`` naming the
+    feature instead.  ``strict=True`` is refused with them.
+
+    Examples
+    --------
+    >>> from io import StringIO
+    >>> shmparse.loadtxt(StringIO("1 2\\n3 4\\n"))
+    array([[1., 2.],
+           [3., 4.]])
+    >>> shmparse.loadtxt(StringIO("chr1,10\\nchr2,20\\n"), delimiter=",",
+    ...                  dtype=[("chr", "S4"), ("pos", "i4")])
+    array([(b'chr1', 10), (b'chr2', 20)],
+          dtype=[('chr', 'S4'), ('pos', '<i4')])
     """
     if workers is not None:
         nworkers = operator.index(workers)

@@ -1,5 +1,5 @@
 """The output file's safety: a hidden temporary name beside it, disk room taken before HDF5
-writes, and an atomic rename into place (README, "Writing HDF5").
+writes, and an atomic rename into place (docs/user/hdf5.rst).
 
 HDF5 does not survive a write that fails for want of space, so room is allocated ahead of
 the file's end before every block (:class:`Room`), and a full file system is a clear

@@ -61,8 +61,7 @@ def to_zarr(paths: Any, store: Union[str, os.PathLike], *, dtype: Any,
             layout: str = "per-file", blocksize: Union[int, str] = "64 MiB",
             chunk_rows: Optional[int] = None, overwrite: bool = False,
             **loadtxt_kwargs: Any) -> List[str]:
-    """Parse text files on the Dask workers straight into a Zarr store; returns the names of
-    the arrays (or groups) written, in input order.
+    """Parse text files on the Dask workers straight into a Zarr store.
 
     Parameters
     ----------
@@ -82,6 +81,23 @@ def to_zarr(paths: Any, store: Union[str, os.PathLike], *, dtype: Any,
         Replace an existing store (default: refuse).
     **loadtxt_kwargs
         As for :func:`shmparse.dask.loadtxt`.
+
+    Returns
+    -------
+    list of str
+        The names of the arrays (or groups) written, in input order (``["data"]`` for
+        the concat layout).
+
+    Raises
+    ------
+    FileExistsError
+        ``store`` exists and ``overwrite`` is False.
+
+    Notes
+    -----
+    The store is written under ``STORE.tmp-<hex>`` and moved into place when complete
+    (a rename on a local disk; on object stores a copy, not atomic).  Text fields are
+    Zarr fixed-width byte strings (``S``); attributes are those of the HDF5 writer.
     """
     import dask
     import fsspec

@@ -1,6 +1,6 @@
 """Text files in, one HDF5 file out: :func:`to_hdf5` (and ``shmparse convert``).
 
-Design (README, "Writing HDF5"):
+Design (docs/user/hdf5.rst):
 
 * **Workers parse, the parent writes.**  Each input is cut at line starts into blocks of about
   ``block_bytes`` of text; a :class:`~shmparse.Loader` worker parses one block straight into a
@@ -11,7 +11,7 @@ Design (README, "Writing HDF5"):
   of the inputs.
   Compressed inputs (gzip, BGZF, bzip2, xz, recognised by content) are cut too: BGZF into
   runs of members the workers inflate, the others as a stream decompressed here while the
-  workers parse (README, "Compressed inputs").  Inputs that cannot be cut (``quotechar``,
+  workers parse (docs/user/compressed.rst).  Inputs that cannot be cut (``quotechar``,
   ``max_rows``, several comment strings, another encoding than utf-8/latin-1/ascii) are
   parsed whole by one worker.
 * **Compression on all CPUs.**  With gzip (and optionally shuffle), the parent asks the
@@ -59,19 +59,52 @@ MODES = {"w-": "w-", "x": "w-", "w": "w", "a": "a"}
 
 @dataclass(frozen=True)
 class ConvertSummary:
-    """What :func:`to_hdf5` did."""
-    output: str                    #: the HDF5 file written
-    files: int                     #: inputs converted
-    rows: int                      #: rows written, all inputs
-    bytes_read: int                #: bytes of input (as stored on disk)
-    seconds: float                 #: wall time
-    datasets: Tuple[str, ...]      #: datasets written, in input order
+    """What :func:`to_hdf5` did.
+
+    Attributes
+    ----------
+    output : str
+        The HDF5 file written (an absolute path).
+    files : int
+        Inputs converted.
+    rows : int
+        Rows written, all inputs.
+    bytes_read : int
+        Bytes of input, as stored on disk.
+    seconds : float
+        Wall time.
+    datasets : tuple of str
+        The datasets written, in input order (``("data", "index")`` for the concat
+        layout).
+    """
+    output: str
+    files: int
+    rows: int
+    bytes_read: int
+    seconds: float
+    datasets: Tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Passed to a ``progress`` callable after every block written."""
-    path: str                      #: the input the block came from
+    """Passed to a ``progress`` callable of :func:`to_hdf5` after every block written.
+
+    Attributes
+    ----------
+    path : str
+        The input the block came from.
+    bytes_done : int
+        Input bytes converted so far, all inputs (compressed bytes for a compressed input).
+    bytes_total : int
+        Input bytes in all.
+    rows_done : int
+        Rows written so far.
+    files_done : int
+        Inputs finished.
+    files_total : int
+        Inputs in all.
+    """
+    path: str
     bytes_done: int
     bytes_total: int
     rows_done: int
@@ -119,8 +152,11 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
         A string longer than its ``S`` field is a :class:`~shmparse.ParseError`
         naming file, line and column (default True here).
     block_bytes : int
-        Text per block.  At most ``max_inflight`` (default ``2 x workers``)
-        blocks are parsed and not yet written at any time: that bounds memory.
+        Text per block (default 8 MiB).
+    max_inflight : int, optional
+        At most this many blocks (default ``2 x workers``) are parsed and not
+        yet written at any time: that bounds memory, to about ``max_inflight``
+        blocks' rows.
     compress_in : ``"workers"`` or ``"parent"``
         Where gzip runs: on the workers (the default: all CPUs), or in the
         parent through h5py alone.  lzf always runs in the parent.
@@ -146,6 +182,34 @@ def to_hdf5(paths: Union[str, os.PathLike, Iterable[Any]], out: Union[str, os.Pa
     **loadtxt_kwargs
         ``comments, delimiter, converters, skiprows, usecols, encoding,
         max_rows, quotechar`` as for :func:`shmparse.loadtxt`.
+
+    Returns
+    -------
+    ConvertSummary
+        The output's path, the inputs, rows, bytes, time and dataset names.
+
+    Raises
+    ------
+    ParseError
+        Of the first failing block in input order, naming file, line and column.
+    FileExistsError
+        ``out`` exists and ``mode="w-"``.
+    OSError
+        The output directory is missing, read-only or full (found before any
+        input is parsed where it can be), or an input cannot be read.
+    ShmCapacityError
+        ``/dev/shm`` has too little room for the blocks in flight.
+
+    Examples
+    --------
+    >>> s = shmparse.to_hdf5(["calls/a.tsv", "calls/b.tsv"], "calls.h5", dtype=SEED,
+    ...                      delimiter="\\t", workers=2)
+    >>> s.files, s.rows, s.datasets
+    (2, 4000, ('a.tsv', 'b.tsv'))
+    >>> import h5py
+    >>> with h5py.File("calls.h5") as f:
+    ...     print(f["a.tsv"].dtype.names, f["a.tsv"].attrs["rows"])
+    ('chr', 'pos', 'pct', 'c', 't') 2000
     """
     t0 = time.perf_counter()
     # -- arguments, all checked before anything is read or created --------------------

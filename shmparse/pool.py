@@ -1,6 +1,6 @@
 """Loader processes: an executor of warm worker processes, and what it loads with them.
 
-Design (README, "Loading in parallel" and "How it works"):
+Design (docs/user/loaders.rst and docs/howitworks.rst):
 
 * A :class:`Loader` is an executor in the shape of ``concurrent.futures``: ``submit(fn,
   *args)`` gives a :class:`LoaderFuture`; :meth:`Loader.as_completed`, :meth:`Loader.cancel`
@@ -124,9 +124,10 @@ _PENDING, _RUNNING, _FINISHED, _CANCELLED = "pending", "running", "finished", "c
 class LoaderFuture:
     """A task submitted to a :class:`Loader`, in the shape of ``concurrent.futures.Future``.
 
-    Replies are read by the parent whenever someone waits on the loader, so ``result()``
-    and ``exception()`` wait by driving the loader.  Warnings the task gave in its worker
-    are given again here by ``result()`` (once), at the caller's frame.
+    Made by :meth:`Loader.submit`, not by hand.  Replies are read by the parent whenever
+    someone waits on the loader, so ``result()`` and ``exception()`` wait by driving the
+    loader.  Warnings the task gave in its worker are given again here by ``result()``
+    (once), at the caller's frame.
 
     Attributes
     ----------
@@ -161,15 +162,39 @@ class LoaderFuture:
         return self._state == _CANCELLED
 
     def cancel(self) -> bool:
-        """Cancel the task if no worker has started it (``concurrent.futures``' rule;
-        :meth:`Loader.cancel` also stops running ones).  True when it is cancelled."""
+        """Cancel the task if no worker has started it (``concurrent.futures``' rule).
+
+        Returns
+        -------
+        bool
+            True when it is cancelled.  (:meth:`Loader.cancel` also stops running tasks.)
+        """
         if self._state == _PENDING:
             self._loader._unqueue(self)
         return self._state == _CANCELLED
 
     def result(self, timeout: Optional[float] = None) -> Any:
-        """The task's return value (waiting up to ``timeout`` seconds); its exception is
-        raised here, a dead worker's as :class:`~shmparse.WorkerCrashedError`."""
+        """The task's return value; its exception is raised here.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most (default: no limit).
+
+        Returns
+        -------
+        object
+            What the task returned.
+
+        Raises
+        ------
+        WorkerCrashedError
+            The worker running the task died.
+        concurrent.futures.TimeoutError
+            ``timeout`` seconds passed first.
+        concurrent.futures.CancelledError
+            The task was cancelled.
+        """
         self._wait(timeout)
         warns, self._warnings = self._warnings, []
         for message, category in warns:
@@ -179,7 +204,19 @@ class LoaderFuture:
         raise self._value
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
-        """The task's exception (waiting up to ``timeout`` seconds), None if it succeeded."""
+        """The task's exception, None if it succeeded.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most (default: no limit).
+
+        Returns
+        -------
+        BaseException or None
+            What the task raised (a dead worker gives a
+            :class:`~shmparse.WorkerCrashedError`).
+        """
         self._wait(timeout)
         return None if self._ok else self._value
 
@@ -249,6 +286,13 @@ class Loader:
         not yet consumed at any time (default ``2 * workers``), so memory stays
         bounded when the consumer is slower than the parsers.
 
+    Attributes
+    ----------
+    workers : int
+        The number of worker processes.
+    replaced : int
+        How many workers died and were replaced so far.
+
     Notes
     -----
     Use it as a context manager; leaving the block stops the workers (killing
@@ -259,6 +303,16 @@ class Loader:
     It is also an executor in the shape of ``concurrent.futures``
     (:meth:`submit`, :meth:`as_completed`, :meth:`cancel`, :meth:`run`), on which
     ``shmparse.to_hdf5`` runs its tasks.
+
+    Examples
+    --------
+    >>> with shmparse.Loader(workers=2) as loader:
+    ...     for path, sa in loader.imap(["calls/a.tsv", "calls/b.tsv"], ordered=True,
+    ...                                 dtype=SEED, delimiter="\\t"):
+    ...         with sa:
+    ...             print(path, sa.shape, sa.array["c"].sum())
+    calls/a.tsv (2000,) ...
+    calls/b.tsv (2000,) ...
     """
 
     def __init__(self, workers: Optional[int] = None, start_method: Optional[str] = None,
@@ -299,6 +353,7 @@ class Loader:
         Returns
         -------
         LoaderFuture
+            Its ``result()`` is what ``fn`` returned.
         """
         self._check_open()
         fut = LoaderFuture(self, fn, args)
@@ -308,10 +363,25 @@ class Loader:
 
     def as_completed(self, futures: Iterable[LoaderFuture],
                      timeout: Optional[float] = None) -> Iterator[LoaderFuture]:
-        """Yield ``futures`` as they complete (those already done first, in the order
-        given), reading the workers' replies meanwhile.
+        """Yield ``futures`` as they complete, reading the workers' replies meanwhile.
 
-        Raises ``concurrent.futures.TimeoutError`` when ``timeout`` seconds pass first.
+        Parameters
+        ----------
+        futures : iterable of LoaderFuture
+            Futures of this loader.  Those already done come first, in the order given.
+        timeout : float, optional
+            Seconds to wait for all of them (default: no limit).  ``0`` takes the replies
+            that have already arrived.
+
+        Yields
+        ------
+        LoaderFuture
+            Each future once it is done.
+
+        Raises
+        ------
+        concurrent.futures.TimeoutError
+            ``timeout`` seconds passed before every future was done.
         """
         pending = list(dict.fromkeys(futures))
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -332,8 +402,14 @@ class Loader:
             polled = True
 
     def cancel(self, futures: Iterable[LoaderFuture]) -> None:
-        """Cancel tasks nobody will use: those waiting are dropped, and the workers running
-        the others are killed and reaped (replaced when next needed)."""
+        """Cancel tasks nobody will use.
+
+        Parameters
+        ----------
+        futures : iterable of LoaderFuture
+            Those waiting for a worker are dropped; the workers running the others are
+            killed and reaped (and replaced when next needed).
+        """
         for f in list(futures):
             if f._state == _PENDING:
                 self._unqueue(f)
@@ -344,9 +420,23 @@ class Loader:
                 f._state, f._worker = _CANCELLED, None
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Dict[int, Any]:
-        """Call ``fn(*args)`` once on every worker (the shape of
-        ``dask.distributed.Client.run``): idle workers at once, busy ones as soon as they
-        are free; a worker found dead is replaced first.  Returns ``{worker pid: result}``."""
+        """Call ``fn(*args)`` once on every worker.
+
+        This is the shape of ``dask.distributed.Client.run``: idle workers run it at once,
+        busy ones as soon as they are free; a worker found dead is replaced first.
+
+        Parameters
+        ----------
+        fn : callable
+            A module-level function.
+        *args
+            Its arguments.
+
+        Returns
+        -------
+        dict
+            ``{worker pid: what fn returned there}``.
+        """
         self._check_open()
         for w in list(self._pool):
             if w.task is None and not w.proc.is_alive():   # died idle (or was cancelled)
@@ -477,20 +567,57 @@ class Loader:
              **loadtxt_kwargs: Any) -> Iterator[Tuple[Any, SharedArray]]:
         """Parse files on the workers; yield ``(path, SharedArray)`` as each one finishes.
 
-        Completion order, or input order with ``ordered=True``.  Each array is
-        owned by this process (closing or dropping it frees its memory).  At
-        most ``max_inflight`` files are being parsed or waiting to be consumed.
-        A parse error is raised as the same exception, with file and line; a
-        worker that dies raises :class:`~shmparse.WorkerCrashedError` naming
-        the file (the worker is replaced).  Leaving the iteration early kills
-        the workers still parsing for it and removes their segments.
+        Parameters
+        ----------
+        paths : iterable of path
+            The files, one task each.  Paths are made absolute before they are
+            handed to the workers.
+        ordered : bool, default False
+            Yield in input order instead of completion order.
+        **loadtxt_kwargs
+            :func:`shmparse.loadtxt`'s arguments (not ``out``, ``shared``,
+            ``workers`` or ``unpack``).
+
+        Yields
+        ------
+        tuple of (path, SharedArray)
+            The path as given and its rows in a segment owned by this process
+            (closing or dropping it frees its memory).
+
+        Raises
+        ------
+        ParseError
+            As :func:`shmparse.loadtxt` raises it, with file and line.
+        WorkerCrashedError
+            A worker died; it names the file, and the worker is replaced.
+
+        Notes
+        -----
+        At most ``max_inflight`` files are parsed or waiting to be consumed.
+        Leaving early kills the workers still parsing for it (and removes their
+        segments).
         """
         self._check_kwargs(loadtxt_kwargs)
         limit = self.max_inflight or 2 * self.workers
         return self._imap(iter(paths), ordered, limit, loadtxt_kwargs)
 
     def load_many(self, paths: Iterable[Any], **loadtxt_kwargs: Any) -> List[Tuple[Any, SharedArray]]:
-        """Every file, as ``[(path, SharedArray), ...]`` in input order."""
+        """Parse every file on the workers.
+
+        Parameters
+        ----------
+        paths : iterable of path
+            The files, one task each.
+        **loadtxt_kwargs
+            :func:`shmparse.loadtxt`'s arguments (not ``out``, ``shared``,
+            ``workers`` or ``unpack``).
+
+        Returns
+        -------
+        list of (path, SharedArray)
+            In input order, each array owned by this process.  If one file
+            fails, the arrays of the others are freed and its error raised.
+        """
         self._check_kwargs(loadtxt_kwargs)
         paths = list(paths)
         results: List[Tuple[Any, SharedArray]] = []
@@ -565,10 +692,24 @@ class Loader:
                 encoding: Optional[str] = None, max_rows: Optional[int] = None, *,
                 quotechar: Optional[str] = None, like: Any = None, strict: bool = False,
                 threads: Optional[int] = None, shared: bool = False) -> Any:
-        """``shmparse.loadtxt`` of ONE file with all workers (same result as one process).
+        """:func:`shmparse.loadtxt` of one file, with all the workers.
 
-        Returns an ndarray (its pages are shared memory no other process can
-        see), or a :class:`SharedArray` with ``shared=True``.
+        The file is cut at line starts into one range per worker, and each
+        worker parses its range into its slice of one shared segment.  The
+        result equals one process's (``workers=1``), error lines included.
+
+        Parameters
+        ----------
+        fname, dtype, comments, delimiter, converters, skiprows, usecols, unpack, ndmin, \
+encoding, max_rows, quotechar, like, strict, threads, shared
+            As for :func:`shmparse.loadtxt`.  Inputs that cannot be cut safely
+            are parsed in this process.
+
+        Returns
+        -------
+        ndarray or SharedArray
+            An ndarray (its pages are shared memory no other process can see),
+            or a :class:`SharedArray` with ``shared=True``.
         """
         self._check_open()
         if isinstance(fname, os.PathLike):
@@ -631,6 +772,26 @@ class Loader:
 
 def load_many(paths: Iterable[Any], workers: Optional[int] = None,
               **loadtxt_kwargs: Any) -> List[Tuple[Any, SharedArray]]:
-    """Parse many files in loader processes: ``[(path, SharedArray), ...]`` in input order."""
+    """Parse many files in loader processes.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        The files.
+    workers : int, optional
+        Loader processes (default: the usable CPUs), started for this call.
+    **loadtxt_kwargs
+        :func:`shmparse.loadtxt`'s arguments (not ``out``, ``shared``,
+        ``workers`` or ``unpack``).
+
+    Returns
+    -------
+    list of (path, SharedArray)
+        In input order, each array owned by this process.
+
+    See Also
+    --------
+    Loader.imap : the same with a warm pool, as the files finish.
+    """
     with Loader(workers) as loader:
         return loader.load_many(paths, **loadtxt_kwargs)

@@ -2,7 +2,7 @@
 
 A :class:`SharedArray` crosses process boundaries as a small picklable
 :class:`SharedHandle`; the receiving process maps the same pages, so no data
-is copied.  Lifecycle rules (README, "Shared arrays"):
+is copied.  Lifecycle rules (docs/user/shared.rst):
 
 * Exactly one process, the *owner*, removes a segment's name: when its
   ``SharedArray`` is closed, unlinked, garbage-collected, or at interpreter
@@ -86,8 +86,22 @@ def _hook_exit() -> None:
 class SharedHandle(NamedTuple):
     """What crosses a process boundary: enough to map the same bytes again.
 
-    ``size`` is the number of array bytes at ``offset`` (``prod(shape) * itemsize``);
-    the segment must be at least ``offset + size`` bytes long.
+    A named tuple; :attr:`SharedArray.handle` makes one, and
+    :meth:`SharedArray.attach` maps it in another process.
+
+    Parameters
+    ----------
+    name : str
+        The segment's name in ``/dev/shm`` (``shmparse_<pid>_<random>``).
+    shape : tuple of int
+        The array's shape.
+    dtype : numpy.dtype
+        The array's dtype (structured dtypes included).
+    offset : int
+        Where the array starts in the segment (after its 64-byte header).
+    size : int
+        The number of array bytes at ``offset`` (``prod(shape) * itemsize``); the
+        segment must be at least ``offset + size`` bytes long.
     """
 
     name: str
@@ -98,11 +112,31 @@ class SharedHandle(NamedTuple):
 
     @property
     def nbytes(self) -> int:
+        """The array's size in bytes."""
+        """The array's size in bytes (``size``)."""
         return self.size
 
     @classmethod
     def coerce(cls, value: Any) -> "SharedHandle":
-        """Validate a handle (or a 5-tuple of its fields)."""
+        """Validate a handle.
+
+        Parameters
+        ----------
+        value : SharedHandle, SharedArray or tuple
+            A handle, an array (its handle is taken) or a 5-tuple of the fields.
+
+        Returns
+        -------
+        SharedHandle
+            With ``shape`` a tuple and ``dtype`` a ``numpy.dtype``.
+
+        Raises
+        ------
+        TypeError
+            ``value`` is not a handle.
+        ValueError
+            The name is not a shmparse segment name, or the fields do not agree.
+        """
         if isinstance(value, SharedArray):
             return value.handle
         try:
@@ -151,8 +185,26 @@ class SharedArray:
 
     Make one with :meth:`create`, :func:`share` or
     ``shmparse.loadtxt(..., shared=True)`` (this process owns it), or with
-    :meth:`attach` (another process owns it).  ``.array`` is the ndarray;
-    pickling sends only :attr:`handle` and attaches on the other side.
+    :meth:`attach` (another process owns it); the constructor itself is not
+    for use.  ``.array`` is the ndarray; pickling sends only :attr:`handle`
+    and attaches on the other side.
+
+    Notes
+    -----
+    One process, the owner, removes the segment's name: on :meth:`close`,
+    :meth:`unlink`, ``with`` exit, garbage collection or interpreter exit.
+    Ownership moves to another process only through :meth:`handover`.
+    ``np.asarray(sa)``, ``sa[i]``, ``sa[i] = v`` and ``len(sa)`` work on the
+    ndarray.
+
+    Examples
+    --------
+    >>> with shmparse.SharedArray.create(3, dtype="i4") as sa:
+    ...     sa[:] = [1, 2, 3]
+    ...     other = shmparse.SharedArray.attach(sa.handle)   # as another process would
+    ...     print(other.array, other.owner)
+    ...     other.close()
+    [1 2 3] False
     """
 
     __slots__ = ("_name", "_shape", "_dtype", "_offset", "_mm", "_array", "_owner", "_pid",
@@ -194,8 +246,23 @@ class SharedArray:
     def create(cls, shape: Union[int, Sequence[int]], dtype: Any = float) -> "SharedArray":
         """A new zero-filled array in a new segment, owned by this process.
 
-        Raises :class:`~shmparse.ShmCapacityError` (a ``MemoryError``) when
-        /dev/shm has too little room; nothing is left behind in that case.
+        Parameters
+        ----------
+        shape : int or tuple of int
+            The array's shape.
+        dtype : data-type, default float
+            The array's dtype (no object fields).
+
+        Returns
+        -------
+        SharedArray
+            Owned by this process.
+
+        Raises
+        ------
+        ShmCapacityError
+            ``/dev/shm`` has too little room (a ``MemoryError``); nothing is left
+            behind in that case.
         """
         return cls._create(shape, dtype)
 
@@ -217,10 +284,26 @@ class SharedArray:
     @classmethod
     def attach(cls, handle: Union[SharedHandle, Tuple[Any, ...]], *,
                readonly: bool = False) -> "SharedArray":
-        """Map the segment a handle describes (not owner: never unlinks it).
+        """Map the segment a handle describes; this object never removes it.
 
-        ``FileNotFoundError`` when the segment no longer exists; ``ValueError``
-        when it is not a shmparse segment or is smaller than the handle says.
+        Parameters
+        ----------
+        handle : SharedHandle or tuple
+            From :attr:`handle` in another process (or a 5-tuple of its fields).
+        readonly : bool, default False
+            Map the pages read-only.
+
+        Returns
+        -------
+        SharedArray
+            Not the owner.
+
+        Raises
+        ------
+        FileNotFoundError
+            The segment no longer exists (its owner removed it).
+        ValueError
+            It is not a shmparse segment, or is smaller than the handle says.
         """
         h = SharedHandle.coerce(handle)
         try:
@@ -284,14 +367,17 @@ class SharedArray:
     # -- description -------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The segment's name in ``/dev/shm``."""
         return self._name
 
     @property
     def shape(self) -> Tuple[int, ...]:
+        """The array's shape."""
         return self._shape
 
     @property
     def dtype(self) -> np.dtype:
+        """The array's dtype."""
         return self._dtype
 
     @property
@@ -300,6 +386,7 @@ class SharedArray:
 
     @property
     def ndim(self) -> int:
+        """The array's number of dimensions."""
         return len(self._shape)
 
     @property
@@ -309,6 +396,7 @@ class SharedArray:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` was called."""
         return self._closed
 
     @property
@@ -593,7 +681,13 @@ def _segments_in_use() -> Optional[set]:
 
 
 def list_segments() -> List[Tuple[str, int, int]]:
-    """shmparse segments in /dev/shm as (name, creator pid, bytes)."""
+    """The shmparse segments in ``/dev/shm``, whoever made them.
+
+    Returns
+    -------
+    list of (str, int, int)
+        ``(name, creator pid, size in bytes)`` for each segment, by name.
+    """
     try:
         names = os.listdir(SHM_DIR)
     except OSError:
@@ -628,12 +722,22 @@ def _same_pid_namespace(name: str) -> bool:
 
 
 def cleanup(*, dry_run: bool = False) -> List[str]:
-    """Remove orphaned shmparse segments; returns their names.
+    """Remove orphaned shmparse segments.
 
     A segment is orphaned when the process that created it (the pid in its
     name) is dead or a zombie, **and** no live process maps it or holds it open
     (a segment handed over to a live process is therefore kept).  Segments made
-    in another pid namespace are left alone.  ``dry_run=True`` only lists.
+    in another pid namespace are left alone.  ``shmparse gc`` runs this.
+
+    Parameters
+    ----------
+    dry_run : bool, default False
+        Only list what would be removed.
+
+    Returns
+    -------
+    list of str
+        The names removed (or, with ``dry_run``, that would be).
     """
     candidates = [(n, pid) for n, pid, _ in list_segments() if not _pid_alive(pid)]
     if not candidates:

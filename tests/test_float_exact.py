@@ -276,7 +276,8 @@ def test_bad_values(tmp_path, bad):
     for dtype in ("f8", "f4", "f2"):
         if dtype == "f2" and (bad == "1_0" or not bad.isascii()):
             # float16 reads with Python's float(): 1_0 is ten there (test_inf_nan_spellings);
-            # non-ASCII digits are a documented difference (README, "Known differences")
+            # non-ASCII digits are a documented difference (docs/user/loadtxt.rst, "Known
+            # differences")
             continue
         compare(factory(bad + "\n"), dtype=dtype)
         compare(factory(bad), dtype=dtype)

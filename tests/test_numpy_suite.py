@@ -2,8 +2,8 @@
 
 The yardstick of "drop-in": every test in numpy/lib/tests/test_loadtxt.py and
 numpy/lib/tests/test_io.py::TestLoadTxt must pass, except those exercising a
-documented fallback feature (README, "Fallback"), which must fail only with
-the NotImplementedError that names that feature.
+documented fallback feature (docs/user/loadtxt.rst, "What falls back to numpy"), which must
+fail only with the NotImplementedError that names that feature.
 """
 import os
 import re
@@ -18,7 +18,8 @@ import pytest
 NP_TESTS = Path(np.__file__).parent / "lib" / "tests"
 REPO = Path(__file__).resolve().parent.parent
 
-# features routed to numpy.loadtxt (README "Fallback"); a failure naming any other is a bug
+# features routed to numpy.loadtxt (docs/user/loadtxt.rst, "What falls back to numpy"); a
+# failure naming any other is a bug
 DOCUMENTED_FALLBACKS = (
     r"converters",
     r"like=",
