@@ -1,10 +1,14 @@
 """One version everywhere: the installed metadata, ``shmparse.__version__`` and
 ``shmparse --version`` (all read from shmparse/_version.py; see pyproject.toml)."""
+import importlib
 import importlib.metadata
+import json
 import os
 import re
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 
 import shmparse
 
@@ -18,17 +22,34 @@ def test_metadata_version_is_the_package_version():
     assert PEP440.match(shmparse.__version__), shmparse.__version__
 
 
+def _owns_imported_copy(dist, here):
+    """Whether installed metadata (a .dist-info with a RECORD, as an installer writes it;
+    not an .egg-info a build leaves in a source tree) is that of the copy imported here."""
+    if dist.read_text("RECORD") is None:
+        return False
+    files = {str(f).replace(os.sep, "/") for f in dist.files or ()}
+    if "shmparse/__init__.py" in files:   # a wheel or sdist install lists the package's files
+        return os.path.realpath(dist.locate_file("shmparse/__init__.py")) == here
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")   # an editable install
+    if direct.get("dir_info", {}).get("editable"):
+        url = urllib.parse.urlparse(direct["url"])
+        tree = os.path.realpath(urllib.request.url2pathname(urllib.parse.unquote(url.path)))
+        return here.startswith(tree + os.sep)
+    return False
+
+
 def test_metadata_belongs_to_the_imported_package():
-    """Where the installed files are listed (a wheel or sdist install, not an editable one),
-    the metadata read above is that of the copy imported here."""
-    dist = importlib.metadata.distribution("shmparse")
-    listed = {str(f).replace(os.sep, "/") for f in dist.files or ()}
-    if "shmparse/__init__.py" in listed:
-        here = os.path.realpath(shmparse.__file__)
-        assert os.path.realpath(dist.locate_file("shmparse/__init__.py")) == here
-        assert any(f.startswith("shmparse/_core.") for f in listed), sorted(listed)
-    else:   # an editable install: the metadata names no package file, only its finder
-        assert not any(f.startswith("shmparse/") for f in listed), sorted(listed)
+    """Exactly one installed shmparse is the copy imported here, and its metadata carries its
+    version (a source tree shadowing the installed package, or a stale install, would fail)."""
+    here = os.path.realpath(shmparse.__file__)
+    dists = list(importlib.metadata.distributions(name="shmparse"))
+    owners = [d for d in dists if _owns_imported_copy(d, here)]
+    assert len(owners) == 1, (here, [str(d.locate_file("")) for d in dists])
+    assert owners[0].version == shmparse.__version__
+    if "shmparse/__init__.py" in {str(f).replace(os.sep, "/") for f in owners[0].files}:
+        # a non-editable install: the compiled core imported is the installed one too
+        core = importlib.import_module("shmparse._core").__file__
+        assert os.path.dirname(os.path.realpath(core)) == os.path.dirname(here)
 
 
 def test_command_version_is_the_metadata_version():
