@@ -33,14 +33,20 @@ same rounds, in its own runner (the current tree's build also runs in one, so bo
 overhead), and prints current/REF per input.  The worktree is removed at the end, also after an
 error or Ctrl-C.
 
+--json PATH also writes the results, machine-readable (benchmarks/plot_benchmarks.py draws them):
+the machine, versions and settings, and per input and reader the seconds of every round, best and
+median MB/s, or why the reader could not read the input.
+
 usage: python benchmarks/bench_loadtxt.py [--data DIR] [--repeat N] [--only NAME,...]
-           [--readers NAME,...] [--threads N] [--quick] [--against REF]
+           [--readers NAME,...] [--threads N] [--quick] [--against REF] [--json PATH]
   e.g. python benchmarks/bench_loadtxt.py --quick --repeat 2 --against HEAD~3
 """
 import argparse
 import datetime
 import glob
+import json
 import os
+import platform
 import shutil
 import signal
 import statistics
@@ -367,6 +373,9 @@ def run(args, specs, tmp):
 
     report(args, specs, columns, times, failed, differ, hello, infos, against,
            (load_start, load_end))
+    if args.json:
+        write_json(args.json, args, specs, columns, times, failed, differ, hello, infos, against,
+                   (load_start, load_end))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -513,6 +522,48 @@ def report(args, specs, columns, times, failed, differ, hello, infos, against, l
           "gc.collect(); the clock covers the call alone.")
 
 
+def write_json(path, args, specs, columns, times, failed, differ, hello, infos, against, loads):
+    """--json: what the report printed, machine-readable (written whole, then renamed)."""
+    cpus = os.cpu_count()
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    doc = {
+        "benchmark": "bench_loadtxt",
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": {"cpu": cpu_model(), "cores": cpus,
+                    "usable_cores": (len(os.sched_getaffinity(0))
+                                     if hasattr(os, "sched_getaffinity") else cpus),
+                    "platform": platform.platform(), "load_average": list(loads)},
+        "python": hello["python"],
+        "versions": hello["versions"],
+        "shmparse": {suffix or "this tree": info["shmparse"] for suffix, info in infos.items()},
+        "commit": git("rev-parse", "HEAD") + ("+dirty" if dirty else ""),
+        "against": ({"ref": args.against, "commit": against[1], "built_with": against[2]}
+                    if against else None),
+        "settings": {"repeat": args.repeat, "quick": args.quick, "threads": args.threads,
+                     "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")},
+        "inputs": [{"name": s["name"], "label": s["label"], "mb": s["mb"]} for s in specs],
+        "readers": [{"label": c.label, "reader": c.reader, "build": c.build} for c in columns],
+        "results": [],
+    }
+    for s in specs:
+        for c in columns:
+            key = (s["name"], c.label)
+            t = times[key]
+            d = differ.get(key)
+            doc["results"].append({
+                "input": s["name"], "reader": c.label, "seconds": t,
+                "best_mb_s": s["mb"] / min(t) if t else None,
+                "median_mb_s": s["mb"] / statistics.median(t) if t else None,
+                "failed": failed.get(key),
+                "values_differing_from_numpy": {"differ": d[0], "values": d[1]} if d else None})
+    part = path + ".part"
+    with open(part, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.replace(part, path)
+    print(f"\nresults written to {path}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -527,6 +578,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="inputs 10x smaller, for smoke tests")
     ap.add_argument("--against", metavar="REF",
                     help="also time the shmparse of this git commit, built in a temporary worktree")
+    ap.add_argument("--json", metavar="PATH",
+                    help="also write the results to PATH as JSON (plot_benchmarks.py draws them)")
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 from typing import List as _List
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> the submodule that defines it
 _EXPORTS = {
