@@ -20,6 +20,7 @@ parent, and each worker one block of text and its run of compressed bytes.
 """
 from __future__ import annotations
 
+import copy
 import lzma
 import mmap
 import os
@@ -173,6 +174,32 @@ def plan_compressed(path: str, kind: str, dtype: np.dtype, kw: Dict[str, Any], s
     return plan
 
 
+def _head_from_first_members(mm: Any, members: Any, end: int, head: _Head,
+                             path: str) -> Optional[int]:
+    """The head (skipped lines, column count) from the complete lines of the first few
+    BGZF members (up to 256 KiB of text), where they hold it: block 0's skipped bytes, with
+    ``head`` brought up to date.  None (``head`` untouched) where they do not; the caller
+    then inflates whole blocks, as the workers will."""
+    from ._bgzf import inflate_members
+    if len(members) == 0:
+        return None
+    upto = int(members[4]) if len(members) > 4 else end
+    text = inflate_members(mm, int(members[0]), upto, name=path)
+    # the last line end with a byte after it (a \r there may be the first half of \r\n)
+    last = max(text.rfind(b"\n", 0, len(text) - 1), text.rfind(b"\r", 0, len(text) - 1))
+    if last < 0:
+        return None
+    if text[last] == 13 and text[last + 1] == 10:
+        last += 1
+    trial = copy.copy(head)
+    with memoryview(text)[:last + 1] as lines:
+        skip = trial.take(lines)
+    if not trial.done or skip > last:
+        return None
+    head.__dict__.update(trial.__dict__)
+    return skip
+
+
 def _plan_bgzf(path: str, stamp: Tuple[int, int], head: _Head, plan: InputPlan,
                block_bytes: int) -> Optional[bool]:
     """BGZF blocks into ``plan`` (True); None when the file is gzip but not BGZF after all."""
@@ -189,13 +216,15 @@ def _plan_bgzf(path: str, stamp: Tuple[int, int], head: _Head, plan: InputPlan,
         target = max(1, int(block_bytes * len(mm) / max(text_bytes, 1)))
         runs = tuple(bgzf_runs(scan.members, scan.end, target))
         starts = bgzf_text_offsets(mm, runs)
-        k, skip = 0, 0
-        while k < len(runs):
-            text = bgzf_block(mm, runs, k, name=path)
-            skip = head.take(text.data)
-            if head.done:
-                break
-            k += 1
+        k, skip = 0, _head_from_first_members(mm, scan.members, scan.end, head, path)
+        if skip is None:               # the head runs past the first members: whole blocks
+            skip = 0
+            while k < len(runs):
+                text = bgzf_block(mm, runs, k, name=path)
+                skip = head.take(text.data)
+                if head.done:
+                    break
+                k += 1
     finally:
         mm.close()
     if k == len(runs):                             # nothing but skipped lines
