@@ -18,14 +18,17 @@ static const uint64_t sp_upow10[9] = {
     1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u
 };
 
-/* Value of the n (1..8) digit bytes at the low end of x = word ^ 0x30..30. */
+/* Value of the n (1..8) digit bytes at the low end of x = word ^ 0x30..30.  Shifted up so
+ * that the digits fill the word's high bytes (zeros before them), then pairs, quads and the
+ * two halves are combined by one multiplication each: x * (10 * 2^8 + 1) puts
+ * 10 * byte k + byte k+1 (at most 99: no carry) in byte k+1, and likewise with 100 on 16-bit
+ * lanes and 10000 on 32-bit lanes; the last product's high half is the value. */
 SP_INLINE uint64_t sp_digits_value(uint64_t x, int n)
 {
     x <<= 8 * (8 - n);
-    x = (x * 10u + (x >> 8)) & UINT64_C(0x00FF00FF00FF00FF);
-    x = (x * 100u + (x >> 16)) & UINT64_C(0x0000FFFF0000FFFF);
-    x = (x * 10000u + (x >> 32)) & UINT64_C(0x00000000FFFFFFFF);
-    return x;
+    x = ((x * UINT64_C(2561)) >> 8) & UINT64_C(0x00FF00FF00FF00FF);
+    x = ((x * UINT64_C(6553601)) >> 16) & UINT64_C(0x0000FFFF0000FFFF);
+    return (x * UINT64_C(42949672960001)) >> 32;
 }
 
 /* The same for n = 0..8 (0 for none). */
