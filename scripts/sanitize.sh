@@ -202,10 +202,16 @@ SPECIAL=(
     "tests/test_shared.py::test_small_dev_shm_raises_where_the_seed_recipe_crashes|handle_sigbus=0|a child must die of SIGBUS (the multiprocessing recipe on a 4 MiB /dev/shm): ASan's SIGBUS handler would make that a report and exit 86"
     "tests/test_faults.py::test_fifty_conversions_leak_no_fd_mapping_process_or_memory|quarantine_size_mb=0|asserts that RSS does not grow over 50 conversions: ASan's quarantine keeps up to 256 MB of freed memory on purpose"
 )
+# Tests about the installed package, which this run shadows on purpose (PYTHONPATH puts the
+# sanitized copy first): node id | why.  Not run here; the main suite runs them.
+NOT_HERE=(
+    "tests/test_version.py::test_metadata_belongs_to_the_imported_package|it checks that the imported shmparse is the installed one; here the sanitized copy shadows it"
+)
 status=0
 deselect=()
-for s in "${SPECIAL[@]}"; do deselect+=(--deselect "${s%%|*}"); done
-say "pytest tests (${#SPECIAL[@]} tests deselected here, run separately below)"
+for s in "${SPECIAL[@]}" "${NOT_HERE[@]}"; do deselect+=(--deselect "${s%%|*}"); done
+for s in "${NOT_HERE[@]}"; do echo "not run under the sanitizer: ${s%%|*}: ${s#*|}"; done
+say "pytest tests (${#SPECIAL[@]} tests deselected here, run separately below; ${#NOT_HERE[@]} not run here)"
 "$PY" -m pytest tests -p no:cacheprovider "${deselect[@]}" "$@" || status=$?
 for s in "${SPECIAL[@]}"; do
     node=${s%%|*}; rest=${s#*|}; option=${rest%%|*}; why=${rest#*|}

@@ -30,6 +30,7 @@ from typing import Any, List, Optional, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import __version__, cleanup, list_segments
+from ._segments import remove_quietly
 from .errors import ParseError
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
@@ -393,6 +394,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if args.cmd in ("convert", "demo"):
+            _sweep_own_segments()
+
+
+def _sweep_own_segments() -> None:
+    """Remove any segment this process made that is still there.  A command hands no segment
+    to anyone, so none should be; but a signal landing between the creation of a segment
+    and the bookkeeping that would remove it (a few bytecodes) could leave one."""
+    me = os.getpid()
+    for name, pid, _ in list_segments():
+        if pid == me:
+            remove_quietly(name)
 
 
 def run() -> None:

@@ -491,3 +491,33 @@ def test_ctrl_c_says_whether_the_output_was_written(inputs, tmp_path, capsys, mo
         _assert_datasets(out, inputs["seed"], SEED_DTYPE, **TAB)
     else:
         assert "interrupted; nothing was written" in err and not out.exists(), err
+
+
+@pytest.mark.parametrize("outcome", ["success", "data-error"])
+def test_a_segment_the_command_made_and_lost_track_of_is_removed_at_its_end(tmp_path, outcome):
+    """A signal can land between a segment's creation and the bookkeeping that removes it;
+    the command then removes, as it ends, every segment its process made.  Simulated with a
+    segment made in the command's process and forgotten, before an ordinary run."""
+    src = tmp_path / "in.tsv"
+    write_seed_file(str(src), 200)
+    if outcome == "data-error":
+        with open(src, "a") as f:
+            f.write("chr1\tnot-a-number\t1\t2\t3\n")
+    script = (
+        "import os, sys\n"
+        "from shmparse import _segments\n"
+        "from shmparse.__main__ import main\n"
+        "name, fd = _segments.create_segment(4096)\n"
+        "os.close(fd)\n"
+        "print(name, flush=True)\n"
+        "code = main(sys.argv[1:])\n"
+        "print(os.path.exists('/dev/shm/' + name), code, flush=True)\n")
+    r = subprocess.run([sys.executable, "-c", script, "convert", str(src), "-o",
+                        str(tmp_path / "out.h5"), *SEED_ARGS, "--workers", "2", "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    lines = r.stdout.split()
+    name = lines[0]
+    try:
+        assert lines[1:] == ["False", "0" if outcome == "success" else "1"], (r.stdout, r.stderr)
+    finally:
+        remove_quietly(name)
