@@ -6,6 +6,7 @@ the reference at all.  It reads the names without importing shmparse.dask (whose
 not be installed here).
 """
 import ast
+import importlib.util
 import re
 from pathlib import Path
 
@@ -33,6 +34,12 @@ def _documented():
     return names
 
 
+def _source(module):
+    """The source file of ``module`` of the shmparse imported here (the installed copy when
+    the tests run against an install), found without importing the module itself."""
+    return Path(importlib.util.find_spec(module).origin)
+
+
 def _all_of(path):
     """A module's ``__all__``, read from its source."""
     tree = ast.parse(path.read_text())
@@ -46,9 +53,9 @@ def _all_of(path):
 def test_every_public_name_is_in_the_api_reference():
     documented = _documented()
     wanted = {f"shmparse.{n}" for n in shmparse.__all__}
-    wanted |= {f"shmparse.dask.{n}" for n in _all_of(ROOT / "shmparse" / "dask.py")}
+    wanted |= {f"shmparse.dask.{n}" for n in _all_of(_source("shmparse.dask"))}
     # shmparse.errors' classes are documented under the names users write (shmparse.X)
-    wanted |= {f"shmparse.{n}" for n in _all_of(ROOT / "shmparse" / "errors.py")}
+    wanted |= {f"shmparse.{n}" for n in _all_of(_source("shmparse.errors"))}
     missing = sorted(wanted - documented)
     assert not missing, f"public names missing from docs/api/: {missing}"
 
