@@ -395,7 +395,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if args.cmd in ("convert", "demo"):
-            _sweep_own_segments()
+            try:
+                _sweep_own_segments()
+            except BaseException:     # a signal landing here: the outcome is decided already
+                pass
 
 
 def _sweep_own_segments() -> None:
@@ -418,6 +421,8 @@ def run() -> None:
     which a teardown would then race."""
     try:
         code = main()
+    except KeyboardInterrupt:            # a Ctrl-C after main's own handler was taken down
+        code = 130
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             code = exc.code or 0

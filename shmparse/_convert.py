@@ -38,6 +38,7 @@ from ._inflate import sniff_path
 from ._job import raise_decode_error, warn_user
 from ._outfile import Room, clear, fmt_mb, free_bytes
 from ._segments import HEADER
+from ._remote import parse_block_rows, parse_file_rows
 from ._sources import open_path, read_as
 from ._tasks import compress_chunks, parse_block, parse_file, release_slots
 from .errors import WorkerCrashedError
@@ -310,7 +311,6 @@ class Conversion:
                 kw = dict(self.kw, dtype=self.dtype, strict=self.strict,
                           ndmin=1 if self.dtype.names is not None else 2)
                 if self.remote:
-                    from ._remote import parse_file_rows    # (a cluster's tasks only)
                     fut = self.executor.submit(parse_file_rows, src.path, kw)
                 else:
                     self.whole_names.add(blk.name)
@@ -320,7 +320,6 @@ class Conversion:
             elif self.remote:
                 plan = src.plan
                 assert plan is not None
-                from ._remote import parse_block_rows       # (a cluster's tasks only)
                 fut = self.executor.submit(parse_block_rows, blk.block, plan.engine_kw,
                                            plan.row_size, plan.check)
             else:

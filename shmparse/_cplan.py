@@ -25,18 +25,18 @@ import lzma
 import mmap
 import os
 import zlib
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from . import _core
+from ._bgzf import bgzf_block, bgzf_runs, bgzf_scan, bgzf_text_offsets, inflate_members
 from ._blocks import BGZFBlock, InputPlan, stamp_of
 from ._columns import Unsupported
+from ._compressed import ReadAhead, iter_blocks
 from ._job import Job, make_job
 from ._sources import NATIVE, codec_name, default_encoding
 
-if TYPE_CHECKING:
-    from ._compressed import ReadAhead
 
 __all__ = ["plan_compressed", "TextStream", "numpy_opens"]
 
@@ -180,7 +180,6 @@ def _head_from_first_members(mm: Any, members: Any, end: int, head: _Head,
     BGZF members (up to 256 KiB of text), where they hold it: block 0's skipped bytes, with
     ``head`` brought up to date.  None (``head`` untouched) where they do not; the caller
     then inflates whole blocks, as the workers will."""
-    from ._bgzf import inflate_members
     if len(members) == 0:
         return None
     upto = int(members[4]) if len(members) > 4 else end
@@ -203,7 +202,6 @@ def _head_from_first_members(mm: Any, members: Any, end: int, head: _Head,
 def _plan_bgzf(path: str, stamp: Tuple[int, int], head: _Head, plan: InputPlan,
                block_bytes: int) -> Optional[bool]:
     """BGZF blocks into ``plan`` (True); None when the file is gzip but not BGZF after all."""
-    from ._bgzf import bgzf_block, bgzf_runs, bgzf_scan, bgzf_text_offsets   # (compressed only)
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
@@ -240,7 +238,6 @@ def _plan_bgzf(path: str, stamp: Tuple[int, int], head: _Head, plan: InputPlan,
 def _plan_stream(path: str, kind: str, head: _Head, plan: InputPlan,
                  block_bytes: int) -> None:
     """A stream into ``plan``: the first blocks read here, the rest read ahead."""
-    from ._compressed import ReadAhead, iter_blocks     # (compressed inputs only)
     blocks: Iterator[Any] = iter_blocks(path, "gzip" if kind == "bgzf" else kind,
                                         block_bytes=max(1, block_bytes // 2), name=path)
     ahead = ReadAhead(blocks, depth=1)

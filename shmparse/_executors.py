@@ -12,6 +12,7 @@ The functions take the executor's own method where it has one (the Loader's
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol
 
 __all__ = ["Executor", "as_completed", "completed_now", "cancel", "run_everywhere", "width",
@@ -41,7 +42,6 @@ def as_completed(executor: Any, futures: Iterable[Any],
     if is_cluster(executor):
         import distributed
         return iter(distributed.as_completed(list(futures), timeout=timeout))
-    import concurrent.futures as cf    # (here: a Loader's first load does not import it)
     return cf.as_completed(list(futures), timeout)
 
 
@@ -49,7 +49,6 @@ def completed_now(executor: Any, futures: Iterable[Any],
                   timeout: Optional[float] = None) -> List[Any]:
     """Wait up to ``timeout`` seconds (None: for ever) until one of ``futures`` is done; then
     every one that is done, in the order given.  Empty if none finished in time."""
-    import concurrent.futures as cf
     futures = list(futures)
     if not futures:
         return []

@@ -29,6 +29,7 @@ import threading
 import time
 import warnings
 import weakref
+from concurrent.futures import TimeoutError as FuturesTimeout
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -395,7 +396,6 @@ class Loader:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 if polled:
-                    from concurrent.futures import TimeoutError as FuturesTimeout
                     raise FuturesTimeout(f"{len(pending)} task(s) not finished")
                 left = 0.0                   # (timeout=0: the replies already there count)
             self._collect(left)
