@@ -2,11 +2,8 @@
 
 Design (docs/user/loaders.rst and docs/howitworks.rst):
 
-* A :class:`Loader` is an executor in the shape of ``concurrent.futures``: ``submit(fn,
-  *args)`` gives a :class:`LoaderFuture`; :meth:`Loader.as_completed`, :meth:`Loader.cancel`
-  and :meth:`Loader.run` (call a function on every worker) complete the interface.  Tasks
-  are plain module-level functions (``shmparse._tasks``); the Loader knows nothing of files,
-  segments or HDF5.
+* A :class:`Loader` is an executor in the shape of ``concurrent.futures`` (``submit``,
+  ``as_completed``, ``cancel``, ``run``); tasks are module-level functions (``_tasks``).
 * Each worker has its own duplex pipe; the parent waits on the pipes and the process
   sentinels together, so a worker that dies is noticed at once and the future it was running
   fails with :class:`~shmparse.WorkerCrashedError` (the worker is replaced).  Replies are
@@ -474,7 +471,7 @@ class Loader:
         return _Worker(proc, parent_end)
 
     def _retire(self, w: _Worker, *, kill: bool) -> None:
-        """Reap a dead (or, with kill, a busy) worker."""
+        """Reap a dead (or, with kill, a busy) worker."""   # (replaced when next needed)
         if kill and w.proc.is_alive():
             w.proc.kill()
         w.proc.join()
@@ -499,19 +496,21 @@ class Loader:
         return None
 
     def _send(self, w: _Worker, fut: LoaderFuture) -> None:
-        """Give ``fut`` to the idle worker ``w``.  The worker owns the future before the
-        message leaves: an interrupt from here on finds it running, so cancelling it kills
-        the worker."""
+        """Give ``fut`` to the idle worker ``w`` (interrupted mid-way: the worker goes)."""
         try:
             data = ForkingPickler.dumps((fut.fn, fut.args))
         except Exception as exc:        # a task that does not pickle fails, not the loader
             fut._set(False, exc, [])
             return
-        w.task, fut._worker, fut._state = fut, w, _RUNNING
         try:
+            w.task, fut._worker, fut._state = fut, w, _RUNNING
             w.conn.send_bytes(data)
         except OSError:
             pass                         # it died: its sentinel says so in _collect
+        except BaseException:   # interrupted: nobody has the future; a wait would never end
+            self._retire(w, kill=True)
+            fut._state, fut._worker = _CANCELLED, None
+            raise
 
     def _start_queued(self) -> None:
         while self._queue:
@@ -548,6 +547,10 @@ class Loader:
                     reply = ForkingPickler.loads(w.conn.recv_bytes())   # sent before it died
             except (EOFError, OSError):
                 reply = None
+            except BaseException:   # interrupted: the reply may be lost; the worker goes
+                self._retire(w, kill=True)
+                fut._state, fut._worker = _CANCELLED, None
+                raise
             if reply is not None:
                 w.task = None
                 fut._set(reply[0] == "ok", reply[1], reply[2])
