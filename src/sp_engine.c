@@ -1095,19 +1095,35 @@ SP_INLINE int sp_span_int(const sp_byte *b, int64_t s, int64_t e, int *neg, uint
     return 1;
 }
 
-/* The full fast float syntax over b[s, e), which must end exactly at e; out of line, so that
- * the span loop around the short decimals stays small (s + SP_FLOAT_SCAN_READ <= the span
- * limit + 64 < the input's length). */
-SP_NOINLINE static int sp_span_float_full(const sp_byte *b, int64_t s, int64_t e, double *v)
+/* Fields longer than the short decimals (full precision, exponents), out of line: the full
+ * syntax as sp_float_scan reads it, which must end exactly at e; and, where the byte masks
+ * are there (x86-64), sp_span_float_long first.  Reads stay below s + 72 <= the span limit
+ * + 72 < the input's length (sp_float_scan's 64, sp_span_float_long's 72). */
+#if defined(__SSE2__) && defined(__x86_64__)
+#if SP_SPAN_FLOAT_READ > SP_SPAN_TAIL || SP_FLOAT_SCAN_READ > SP_SPAN_TAIL
+#error "a span float reads past the span's tail"
+#endif
+#define SP_SPAN_LONG(b, s, e, v) sp_span_float_long(b, s, e, v)
+#else
+#define SP_SPAN_LONG(b, s, e, v) 0
+#endif
+
+SP_NOINLINE static int sp_span_float_scan(const sp_byte *b, int64_t s, int64_t e, double *v)
 {
     return sp_float_scan(b, s, v) == e;
 }
 
+SP_NOINLINE static int sp_span_float_full(const sp_byte *b, int64_t s, int64_t e, double *v)
+{
+    return SP_SPAN_LONG(b, s, e, v) || sp_float_scan(b, s, v) == e;
+}
+
 /* The decimal b[s, e): [sign] up to 7 digits [. up to 7 digits], a digit at least, as
  * sp_quick_float_k takes it; its value in *v.  Longer ones and exponents: the full syntax,
- * inline where inline_full (float64 columns, where full-precision text is common: repr,
- * np.savetxt), else a call (float32 columns: inlined there too it grew the loop enough to
- * cost the short decimals and the integers ~3 % more instructions).  0 if it is none. */
+ * the byte-mask reader inline where inline_full (float64 columns, where full-precision text
+ * is common: repr, np.savetxt), else a call (float32 columns: inlined there too it grew the
+ * loop enough to cost the short decimals and the integers ~3 % more instructions); what it
+ * refuses goes to sp_float_scan, out of line.  0 if it is none. */
 SP_INLINE int sp_span_float_k(const sp_byte *b, int64_t s, int64_t e, double *v, int inline_full)
 {
     const sp_byte c0 = b[s];
@@ -1140,7 +1156,8 @@ SP_INLINE int sp_span_float_k(const sp_byte *b, int64_t s, int64_t e, double *v,
     *v = sp_decimal_value(m, n2, neg);
     return 1;
 full:
-    return inline_full ? sp_float_scan(b, s, v) == e : sp_span_float_full(b, s, e, v);
+    if (inline_full) return SP_SPAN_LONG(b, s, e, v) || sp_span_float_scan(b, s, e, v);
+    return sp_span_float_full(b, s, e, v);
 }
 
 /* Span rows from p into dest, up to room; returns the rows written, *np where they end (the

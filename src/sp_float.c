@@ -44,3 +44,7 @@ const uint64_t sp_u64pow10[20] = {
     UINT64_C(1000000000000000000), UINT64_C(10000000000000000000)
 };
 
+#define SP_R8(x) x, x, x, x, x, x, x, x
+const int8_t sp_ramp[64] = {
+    SP_R8(-1), SP_R8(-1), SP_R8(-1), SP_R8(-1), SP_R8(0), SP_R8(0), SP_R8(0), SP_R8(0)
+};

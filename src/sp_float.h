@@ -77,18 +77,15 @@ SP_INLINE int sp_eisel_lemire(uint64_t w, int64_t q, uint64_t *bits)
         const uint64_t M0 = high >> k;
         const uint64_t Rhi = high & ((UINT64_C(1) << k) - 1);
         const uint64_t halfhi = UINT64_C(1) << (k - 1);
-        int up;
-        if (Rhi < halfhi) {                              /* R < half */
-            /* R = half - 1 with L > 0: R' may reach half */
-            if (!exact && Rhi == halfhi - 1 && mid == ~UINT64_C(0) && L != 0) return 0;
-            up = 0;
-        }
-        else if (Rhi == halfhi && mid == 0 && L == 0) {  /* R = half, nothing below */
+        /* R >= half rounds up, except the two cases next to half: R = half - 1 with L > 0
+         * (R' may reach half) and R = half with nothing below (a tie, or R' just above
+         * half).  Decided without a branch on R's value, which is as random as the data. */
+        int up = Rhi >= halfhi;
+        const int near_lo = (Rhi + 1 == halfhi) & (mid == ~UINT64_C(0)) & (L != 0);
+        const int near_hi = (Rhi == halfhi) & (mid == 0) & (L == 0);
+        if (SP_UNLIKELY(near_lo | near_hi)) {
             if (!exact) return 0;
-            up = (int)(M0 & 1);                          /* a tie: to even */
-        }
-        else {
-            up = 1;                                      /* R > half, or R = half and L > 0 */
+            if (near_hi) up = (int)(M0 & 1);             /* a tie: to even */
         }
         if (E + 1023 > 2046) {
             *bits = SP_INF_BITS;
@@ -161,7 +158,11 @@ SP_INLINE int sp_decimal_to_double(uint64_t w, int64_t q, int neg, double *out)
         memcpy(out, &bits, 8);
         return 1;
     }
-    *out = neg ? -v : v;
+    /* the sign as a bit: a branch on it mispredicts as often as the data's signs vary */
+    uint64_t vb;
+    memcpy(&vb, &v, 8);
+    vb |= (uint64_t)neg << 63;
+    memcpy(out, &vb, 8);
     return 1;
 }
 
@@ -257,5 +258,135 @@ SP_INLINE int64_t sp_float_scan(const sp_byte *b, int64_t p, double *v)
     if (!sp_decimal_to_double(m, q, neg, v)) return -1;
     return p;
 }
+
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+
+/* Bytes sp_span_float_long may read from the field's start s (the sign, then 32 + 1 + 32
+ * bytes from at most 32 past it; the exponent's word at most 42 past it). */
+#define SP_SPAN_FLOAT_READ 72
+
+/* Bit i set for each byte i of the 32 at a, b where cmp holds. */
+SP_INLINE uint64_t sp_mask32(__m128i a, __m128i b)
+{
+    return (uint64_t)(uint32_t)_mm_movemask_epi8(a) |
+           ((uint64_t)(uint32_t)_mm_movemask_epi8(b) << 16);
+}
+
+/* 32 bytes of 0xFF then 32 of 0 (sp_float.c): 16 bytes from sp_ramp + 32 - k + base are
+ * 0xFF in the lanes i with base + i < k (k in 0..32, base 0 or 16). */
+extern const int8_t sp_ramp[64];
+
+SP_INLINE __m128i sp_lanes_below(int k, int base)
+{
+    return _mm_loadu_si128((const __m128i *)(const void *)(sp_ramp + 32 - k + base));
+}
+
+/* Digit bytes of v, as 0xFF lanes. */
+SP_INLINE __m128i sp_digit_lanes(__m128i v)
+{
+    const __m128i x = _mm_sub_epi8(v, _mm_set1_epi8('0'));   /* 0..9 for digits, signed */
+    return _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(-1)),
+                         _mm_cmplt_epi8(x, _mm_set1_epi8(10)));
+}
+
+/*
+ * The float b[s, e) whose end the caller knows (span rows): [+-] digits [. digits]
+ * [(e|E) [+-] 1..7 digits], at least one mantissa digit, at most 32 bytes after the sign
+ * and at most 19 digits after the leading zeros.  Its value in *v: 1; 0 if it is not of that
+ * form or the rounding is undecided (the caller then tries sp_float_scan).
+ *
+ * Where sp_float_scan follows the digits eight at a time (a branch on each run's length,
+ * and on which of Clinger's and Eisel-Lemire's ways the value takes: both as random as the
+ * data), this finds every part of the field at once from byte masks of its 32 bytes:
+ *   - the exponent mark, the point and the leading zeros (and points) are located by the
+ *     first set bit of their masks; every byte before the mark must be a digit or the one
+ *     point;
+ *   - the significant digits are gathered without the point into 32 lanes (two loads a
+ *     byte apart, blended where the point was), lanes past the last digit cleared, and
+ *     the first 19 lanes combined by pairs, quads and eights with pmaddwd: the value V of
+ *     the digits followed by zeros up to 19 places (same decimal, the exponent corrected);
+ *   - V * 10^q then always goes through Eisel-Lemire, exact for any V < 2^64.
+ * Reads b[s, s + SP_SPAN_FLOAT_READ).
+ */
+SP_INLINE int sp_span_float_long(const sp_byte *b, int64_t s, int64_t e, double *v)
+{
+    const sp_byte c0 = b[s];
+    const int neg = (c0 == '-');
+    const int64_t d = s + (neg | (c0 == '+'));
+    const int n = (int)(e - d);
+    if (n < 1 || n > 32) return 0;
+    const __m128i f0 = _mm_loadu_si128((const __m128i *)(const void *)(b + d));
+    const __m128i f1 = _mm_loadu_si128((const __m128i *)(const void *)(b + d + 16));
+    const __m128i dot = _mm_set1_epi8('.'), zero = _mm_set1_epi8('0');
+    const __m128i low = _mm_set1_epi8(0x20), ech = _mm_set1_epi8('e');
+    const uint64_t field = (UINT64_C(1) << n) - 1;
+    const uint64_t digm = sp_mask32(sp_digit_lanes(f0), sp_digit_lanes(f1)) & field;
+    const uint64_t dotm = sp_mask32(_mm_cmpeq_epi8(f0, dot), _mm_cmpeq_epi8(f1, dot)) & field;
+    const uint64_t em = sp_mask32(_mm_cmpeq_epi8(_mm_or_si128(f0, low), ech),
+                                  _mm_cmpeq_epi8(_mm_or_si128(f1, low), ech)) & field;
+    const uint64_t zm = sp_mask32(_mm_cmpeq_epi8(f0, zero), _mm_cmpeq_epi8(f1, zero));
+    /* the mantissa: bytes [0, ml), digits and at most one point, a digit at least */
+    const int ml = __builtin_ctzll(em | (UINT64_C(1) << n));
+    const uint64_t mm = (UINT64_C(1) << ml) - 1;
+    const uint64_t dots = dotm & mm;
+    if (SP_UNLIKELY(((digm | dots) & mm) != mm || (dots & (dots - 1)) != 0 || dots == mm))
+        return 0;
+    const int dp = __builtin_ctzll(dots | (UINT64_C(1) << ml));     /* the point, or ml */
+    const int nf = ml - dp - (dots != 0);                            /* fraction digits */
+    /* z: the leading zeros and the point among them; the digits left, the point taken out */
+    const int z = __builtin_ctzll(~(zm | dotm) | (UINT64_C(1) << ml));
+    const int inside = (dots != 0) & (dp >= z);
+    const int nsig = ml - z - inside;
+    if (SP_UNLIKELY(nsig > 19)) return 0;
+    /* lanes from k on come one byte later (k = 32: none); arithmetic, not a branch: which
+     * fields have a point after their leading zeros is as random as the data */
+    const int k = inside ? dp - z : 32;
+    const sp_byte *const g = b + d + z;
+    const __m128i a0 = _mm_loadu_si128((const __m128i *)(const void *)g);
+    const __m128i a1 = _mm_loadu_si128((const __m128i *)(const void *)(g + 16));
+    const __m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)(g + 1));
+    const __m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(g + 17));
+    const __m128i s0 = sp_lanes_below(k, 0), s1 = sp_lanes_below(k, 16);
+    const __m128i c0v = _mm_or_si128(_mm_and_si128(s0, a0), _mm_andnot_si128(s0, b0));
+    const __m128i c1v = _mm_or_si128(_mm_and_si128(s1, a1), _mm_andnot_si128(s1, b1));
+    const __m128i d0 = _mm_and_si128(_mm_sub_epi8(c0v, zero), sp_lanes_below(nsig, 0));
+    const __m128i d1 = _mm_and_si128(_mm_sub_epi8(c1v, zero), sp_lanes_below(nsig, 16));
+    /* lanes 0..23 -> pairs -> quads -> eights (lanes 19..23 are 0) */
+    const __m128i nil = _mm_setzero_si128();
+    const __m128i m10 = _mm_set1_epi32(0x0001000A), m100 = _mm_set1_epi32(0x00010064);
+    const __m128i m1e4 = _mm_set1_epi32(0x00012710);
+    const __m128i p0 = _mm_madd_epi16(_mm_unpacklo_epi8(d0, nil), m10);
+    const __m128i p1 = _mm_madd_epi16(_mm_unpackhi_epi8(d0, nil), m10);
+    const __m128i p2 = _mm_madd_epi16(_mm_unpacklo_epi8(d1, nil), m10);
+    const __m128i q01 = _mm_madd_epi16(_mm_packs_epi32(p0, p1), m100);
+    const __m128i q2 = _mm_madd_epi16(_mm_packs_epi32(p2, p2), m100);
+    const __m128i eights = _mm_madd_epi16(_mm_packs_epi32(q01, q2), m1e4);
+    const uint64_t e01 = (uint64_t)_mm_cvtsi128_si64(eights);
+    const uint64_t e2 = (uint64_t)(uint32_t)_mm_cvtsi128_si32(_mm_unpackhi_epi64(eights, eights));
+    const uint64_t w = ((e01 & 0xFFFFFFFFu) * UINT64_C(100000000) + (e01 >> 32)) * 1000u +
+                       e2 / 100000u;
+    /* the exponent: [+-] 1..7 digits after the mark, computed whether or not there is one */
+    const int has_e = ml < n;
+    const sp_byte sg = b[d + ml + 1];
+    const int eneg = (sg == '-');
+    const int es = eneg | (sg == '+');
+    const int el = n - ml - 1 - es;
+    uint64_t ew;
+    memcpy(&ew, b + d + ml + 1 + es, 8);
+    const uint64_t ex = ew ^ SP_ZEROS;
+    const int elc = el < 1 ? 1 : (el > 7 ? 7 : el);
+    if (SP_UNLIKELY(has_e && (el < 1 || el > 7 || (sp_nondigits(ex) & sp_low_bytes(elc)) != 0)))
+        return 0;
+    /* the exponent's value, negated if asked, 0 without a mark: masks, not branches */
+    const int64_t ev = has_e ? (int64_t)sp_digits_value(ex, elc) : 0;
+    const int64_t q = (eneg ? -ev : ev) - nf - (19 - nsig);
+    uint64_t bits;
+    if (SP_UNLIKELY(!sp_eisel_lemire(w, q, &bits))) return 0;
+    bits |= (uint64_t)neg << 63;
+    memcpy(v, &bits, 8);
+    return 1;
+}
+#endif
 
 #endif
