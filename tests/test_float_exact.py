@@ -245,6 +245,48 @@ def test_specials_as_last_bytes(tmp_path, dtype):
             _same_result(str(path), {"dtype": dtype}, (1,), f"{s!r} padded as {dtype}")
 
 
+def _span_spellings(rnd):
+    """Fields at the edges of the span rows' long-float reader (sp_span_float_long): 16 to
+    33 bytes after the sign, 19 and 20 significant digits, leading zeros before and after
+    the point, the point first or last, exponents of 1 to 8 digits, signs everywhere."""
+    out = []
+    for x in fc.random_doubles(rnd, 400, -30, 30):
+        out += [repr(x), "%.17g" % x, "%.18e" % x, "%.16E" % x, "%+.19e" % x]
+    for _ in range(300):
+        digits = fc.digit_string(rnd, rnd.choice([16, 17, 18, 19, 19, 20, 21]))
+        lead = "0" * rnd.choice([0, 0, 1, 3, 12])
+        cut = rnd.randrange(len(digits) + 1)
+        mant = lead + digits[:cut] + "." + digits[cut:]
+        if rnd.random() < 0.2:
+            mant = "0." + "0" * rnd.randrange(1, 12) + digits
+        sign = rnd.choice(["", "-", "+"])
+        exp = rnd.choice(["", "", "e5", "E-7", "e+00", "e-0000005", "e1234567", "e-12345678",
+                          "e308", "e-324", "E+290", "e-340"])
+        out.append(sign + mant + exp)
+    out += ["0." + "0" * 28 + "1", "-0." + "0" * 20 + "e5", "1" + "0" * 18 + ".",
+            "." + "9" * 19, "9" * 19 + "e-19", "9" * 20 + "e-20", "+" + "1" * 19 + "e288",
+            "18446744073709551615.0", "1.7976931348623157e+308", "1.7976931348623159e+308",
+            "2.4703282292062327e-324", "2.4703282292062328e-324", "9007199254740993.000",
+            "4.9406564584124654e-324", "-0.0000000000000000000", "0" * 33 + "1"]
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["f8", "f4"])
+def test_span_rows_long_fields(tmp_path, dtype):
+    """Rows of long fields only (comma, LF and CRLF): the span rows read every field with
+    its end known; what that reader refuses goes to the other paths, and every value is
+    numpy's."""
+    rnd, seed = _rnd("span-long", dtype)
+    cells = _span_spellings(rnd)
+    rnd.shuffle(cells)
+    for eol in ("\n", "\r\n"):
+        rows = [",".join(cells[i:i + 6]) for i in range(0, len(cells) - 5, 6)]
+        path = tmp_path / f"long{len(eol)}.csv"
+        path.write_bytes((eol.join(rows) + eol).encode())
+        _same_result(str(path), {"dtype": dtype, "delimiter": ","}, THREADS,
+                     f"long fields as {dtype}, eol {eol!r}, {seed}")
+
+
 # ------------------------------------------------------------------------------------
 # errors: the same exception and message as numpy, wherever the bad field is
 # ------------------------------------------------------------------------------------
