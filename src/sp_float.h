@@ -282,12 +282,12 @@ SP_INLINE __m128i sp_lanes_below(int k, int base)
     return _mm_loadu_si128((const __m128i *)(const void *)(sp_ramp + 32 - k + base));
 }
 
-/* Digit bytes of v, as 0xFF lanes. */
+/* Digit bytes of v, as 0xFF lanes: v - '0' below 10 as an unsigned byte, i.e. nothing
+ * left of it after a saturating subtraction of 9. */
 SP_INLINE __m128i sp_digit_lanes(__m128i v)
 {
-    const __m128i x = _mm_sub_epi8(v, _mm_set1_epi8('0'));   /* 0..9 for digits, signed */
-    return _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(-1)),
-                         _mm_cmplt_epi8(x, _mm_set1_epi8(10)));
+    const __m128i x = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+    return _mm_cmpeq_epi8(_mm_subs_epu8(x, _mm_set1_epi8(9)), _mm_setzero_si128());
 }
 
 /*
@@ -334,15 +334,21 @@ SP_INLINE int sp_span_float_long(const sp_byte *b, int64_t s, int64_t e, double 
         return 0;
     const int dp = __builtin_ctzll(dots | (UINT64_C(1) << ml));     /* the point, or ml */
     const int nf = ml - dp - (dots != 0);                            /* fraction digits */
-    /* z: the leading zeros and the point among them; the digits left, the point taken out */
-    const int z = __builtin_ctzll(~(zm | dotm) | (UINT64_C(1) << ml));
-    const int inside = (dots != 0) & (dp >= z);
-    const int nsig = ml - z - inside;
-    if (SP_UNLIKELY(nsig > 19)) return 0;
-    /* lanes from k on come one byte later (k = 32: none); arithmetic, not a branch: which
-     * fields have a point after their leading zeros is as random as the data */
-    const int k = inside ? dp - z : 32;
-    const sp_byte *const g = b + d + z;
+    /* The digits, the point taken out: lanes from k on come one byte later (k = 32: none).
+     * Up to 19 digits (repr of values from 0.01 up, '%.18e') they are read from the field's
+     * start, leading zeros and all, with loads that do not wait for the masks.  More digits
+     * are read from the first significant one, z: the leading zeros and a point among them. */
+    int nsig = ml - (dots != 0);
+    int k = dp;
+    const sp_byte *g = b + d;
+    if (SP_UNLIKELY(nsig > 19)) {
+        const int z = __builtin_ctzll(~(zm | dotm) | (UINT64_C(1) << ml));
+        const int inside = (dots != 0) & (dp >= z);
+        nsig = ml - z - inside;
+        if (nsig > 19) return 0;
+        k = inside ? dp - z : 32;
+        g += z;
+    }
     const __m128i a0 = _mm_loadu_si128((const __m128i *)(const void *)g);
     const __m128i a1 = _mm_loadu_si128((const __m128i *)(const void *)(g + 16));
     const __m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)(g + 1));
@@ -364,7 +370,8 @@ SP_INLINE int sp_span_float_long(const sp_byte *b, int64_t s, int64_t e, double 
     const __m128i eights = _mm_madd_epi16(_mm_packs_epi32(q01, q2), m1e4);
     const uint64_t e01 = (uint64_t)_mm_cvtsi128_si64(eights);
     const uint64_t e2 = (uint64_t)(uint32_t)_mm_cvtsi128_si32(_mm_unpackhi_epi64(eights, eights));
-    const uint64_t w = ((e01 & 0xFFFFFFFFu) * UINT64_C(100000000) + (e01 >> 32)) * 1000u +
+    /* three products side by side rather than one after another */
+    const uint64_t w = (e01 & 0xFFFFFFFFu) * UINT64_C(100000000000) + (e01 >> 32) * 1000u +
                        e2 / 100000u;
     /* the exponent: [+-] 1..7 digits after the mark, computed whether or not there is one */
     const int has_e = ml < n;
