@@ -13,6 +13,7 @@
 #include "sp_digits.h"
 #include "sp_float.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #if defined(__SSE2__)
@@ -1108,14 +1109,19 @@ SP_INLINE int sp_span_int(const sp_byte *b, int64_t s, int64_t e, int *neg, uint
 #define SP_SPAN_LONG(b, s, e, v) 0
 #endif
 
-SP_NOINLINE static int sp_span_float_scan(const sp_byte *b, int64_t s, int64_t e, double *v)
+/* These two return the value, or NaN when they refuse the field (no spelling of nan takes
+ * either reader): a double returned stays in a register, where one written through a
+ * pointer made the span loop keep every field's value in memory. */
+SP_NOINLINE static double sp_span_float_scan(const sp_byte *b, int64_t s, int64_t e)
 {
-    return sp_float_scan(b, s, v) == e;
+    double v;
+    return sp_float_scan(b, s, &v) == e ? v : (double)NAN;
 }
 
-SP_NOINLINE static int sp_span_float_full(const sp_byte *b, int64_t s, int64_t e, double *v)
+SP_NOINLINE static double sp_span_float_full(const sp_byte *b, int64_t s, int64_t e)
 {
-    return SP_SPAN_LONG(b, s, e, v) || sp_float_scan(b, s, v) == e;
+    double v;
+    return SP_SPAN_LONG(b, s, e, &v) || sp_float_scan(b, s, &v) == e ? v : (double)NAN;
 }
 
 /* The decimal b[s, e): [sign] up to 7 digits [. up to 7 digits], a digit at least, as
@@ -1155,9 +1161,22 @@ SP_INLINE int sp_span_float_k(const sp_byte *b, int64_t s, int64_t e, double *v,
     }
     *v = sp_decimal_value(m, n2, neg);
     return 1;
-full:
-    if (inline_full) return SP_SPAN_LONG(b, s, e, v) || sp_span_float_scan(b, s, e, v);
-    return sp_span_float_full(b, s, e, v);
+full: {
+        double r;
+        if (inline_full) {
+            if (SP_SPAN_LONG(b, s, e, &r)) {
+                *v = r;
+                return 1;
+            }
+            r = sp_span_float_scan(b, s, e);
+        }
+        else {
+            r = sp_span_float_full(b, s, e);
+        }
+        if (r != r) return 0;
+        *v = r;
+        return 1;
+    }
 }
 
 /* Span rows from p into dest, up to room; returns the rows written, *np where they end (the
