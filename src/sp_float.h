@@ -321,16 +321,17 @@ SP_INLINE int sp_span_float_long(const sp_byte *b, int64_t s, int64_t e, double 
     const __m128i dot = _mm_set1_epi8('.'), zero = _mm_set1_epi8('0');
     const __m128i low = _mm_set1_epi8(0x20), ech = _mm_set1_epi8('e');
     const uint64_t field = (UINT64_C(1) << n) - 1;
-    const uint64_t digm = sp_mask32(sp_digit_lanes(f0), sp_digit_lanes(f1)) & field;
-    const uint64_t dotm = sp_mask32(_mm_cmpeq_epi8(f0, dot), _mm_cmpeq_epi8(f1, dot)) & field;
+    const __m128i dot0 = _mm_cmpeq_epi8(f0, dot), dot1 = _mm_cmpeq_epi8(f1, dot);
+    const uint64_t okm = sp_mask32(_mm_or_si128(sp_digit_lanes(f0), dot0),
+                                   _mm_or_si128(sp_digit_lanes(f1), dot1));
+    const uint64_t dotm = sp_mask32(dot0, dot1) & field;
     const uint64_t em = sp_mask32(_mm_cmpeq_epi8(_mm_or_si128(f0, low), ech),
                                   _mm_cmpeq_epi8(_mm_or_si128(f1, low), ech)) & field;
-    const uint64_t zm = sp_mask32(_mm_cmpeq_epi8(f0, zero), _mm_cmpeq_epi8(f1, zero));
     /* the mantissa: bytes [0, ml), digits and at most one point, a digit at least */
     const int ml = __builtin_ctzll(em | (UINT64_C(1) << n));
     const uint64_t mm = (UINT64_C(1) << ml) - 1;
     const uint64_t dots = dotm & mm;
-    if (SP_UNLIKELY(((digm | dots) & mm) != mm || (dots & (dots - 1)) != 0 || dots == mm))
+    if (SP_UNLIKELY((okm & mm) != mm || (dots & (dots - 1)) != 0 || dots == mm))
         return 0;
     const int dp = __builtin_ctzll(dots | (UINT64_C(1) << ml));     /* the point, or ml */
     const int nf = ml - dp - (dots != 0);                            /* fraction digits */
@@ -342,6 +343,7 @@ SP_INLINE int sp_span_float_long(const sp_byte *b, int64_t s, int64_t e, double 
     int k = dp;
     const sp_byte *g = b + d;
     if (SP_UNLIKELY(nsig > 19)) {
+        const uint64_t zm = sp_mask32(_mm_cmpeq_epi8(f0, zero), _mm_cmpeq_epi8(f1, zero));
         const int z = __builtin_ctzll(~(zm | dotm) | (UINT64_C(1) << ml));
         const int inside = (dots != 0) & (dp >= z);
         nsig = ml - z - inside;
@@ -373,21 +375,22 @@ SP_INLINE int sp_span_float_long(const sp_byte *b, int64_t s, int64_t e, double 
     /* three products side by side rather than one after another */
     const uint64_t w = (e01 & 0xFFFFFFFFu) * UINT64_C(100000000000) + (e01 >> 32) * 1000u +
                        e2 / 100000u;
-    /* the exponent: [+-] 1..7 digits after the mark, computed whether or not there is one */
-    const int has_e = ml < n;
-    const sp_byte sg = b[d + ml + 1];
-    const int eneg = (sg == '-');
-    const int es = eneg | (sg == '+');
-    const int el = n - ml - 1 - es;
-    uint64_t ew;
-    memcpy(&ew, b + d + ml + 1 + es, 8);
-    const uint64_t ex = ew ^ SP_ZEROS;
-    const int elc = el < 1 ? 1 : (el > 7 ? 7 : el);
-    if (SP_UNLIKELY(has_e && (el < 1 || el > 7 || (sp_nondigits(ex) & sp_low_bytes(elc)) != 0)))
-        return 0;
-    /* the exponent's value, negated if asked, 0 without a mark: masks, not branches */
-    const int64_t ev = has_e ? (int64_t)sp_digits_value(ex, elc) : 0;
-    const int64_t q = (eneg ? -ev : ev) - nf - (19 - nsig);
+    /* the exponent: [+-] 1..7 digits after the mark (a branch: a column has one or not) */
+    int64_t ev = 0;
+    if (ml < n) {
+        const sp_byte sg = b[d + ml + 1];
+        const int eneg = (sg == '-');
+        const int es = eneg | (sg == '+');
+        const int el = n - ml - 1 - es;
+        if (el < 1 || el > 7) return 0;
+        uint64_t ew;
+        memcpy(&ew, b + d + ml + 1 + es, 8);
+        const uint64_t ex = ew ^ SP_ZEROS;
+        if (sp_nondigits(ex) & sp_low_bytes(el)) return 0;
+        ev = (int64_t)sp_digits_value(ex, el);
+        if (eneg) ev = -ev;
+    }
+    const int64_t q = ev - nf - (19 - nsig);
     uint64_t bits;
     if (SP_UNLIKELY(!sp_eisel_lemire(w, q, &bits))) return 0;
     bits |= (uint64_t)neg << 63;
