@@ -266,7 +266,7 @@ SP_INLINE int64_t sp_float_scan(const sp_byte *b, int64_t p, double *v)
  * bytes from at most 32 past it; the exponent's word at most 42 past it). */
 #define SP_SPAN_FLOAT_READ 72
 
-/* Bit i set for each byte i of the 32 at a, b where cmp holds. */
+/* The 32 byte lanes of a (bytes 0..15) and b (16..31) as bits: bit i set where lane i is. */
 SP_INLINE uint64_t sp_mask32(__m128i a, __m128i b)
 {
     return (uint64_t)(uint32_t)_mm_movemask_epi8(a) |
