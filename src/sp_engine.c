@@ -1163,17 +1163,9 @@ SP_INLINE int sp_span_float_k(const sp_byte *b, int64_t s, int64_t e, double *v,
     return 1;
 full: {
         double r;
-        if (inline_full) {
-            if (SP_SPAN_LONG(b, s, e, &r)) {
-                *v = r;
-                return 1;
-            }
-            r = sp_span_float_scan(b, s, e);
-        }
-        else {
-            r = sp_span_float_full(b, s, e);
-        }
-        if (r != r) return 0;
+        if (!inline_full) r = sp_span_float_full(b, s, e);
+        else if (!SP_SPAN_LONG(b, s, e, &r)) r = sp_span_float_scan(b, s, e);
+        if (r != r) return 0;              /* refused */
         *v = r;
         return 1;
     }
@@ -1821,6 +1813,16 @@ SP_INLINE uint64_t sp_eq_bytes(uint64_t w, uint64_t pat)
     return ~(((t & low7) + low7) | t | low7);
 }
 
+#if defined(__SSE2__)
+/* The counts held in acc's 16 byte lanes, summed (psadbw); acc is cleared. */
+SP_INLINE int64_t sp_lane_counts(__m128i *acc)
+{
+    const __m128i s2 = _mm_sad_epu8(*acc, _mm_setzero_si128());
+    *acc = _mm_setzero_si128();
+    return _mm_cvtsi128_si32(s2) + _mm_cvtsi128_si32(_mm_srli_si128(s2, 8));
+}
+#endif
+
 int64_t sp_scan_text(const sp_byte *buf, int64_t len, int lines, int validate, int64_t *invalid)
 {
     const int cr_ends = (lines == SP_LINES_UNIVERSAL || lines == SP_LINES_UNIVSEG);
@@ -1856,9 +1858,7 @@ int64_t sp_scan_text(const sp_byte *buf, int64_t len, int lines, int validate, i
                 i += 64;
                 blocks += 4;
                 if (blocks >= 252) {
-                    const __m128i s2 = _mm_sad_epu8(acc, _mm_setzero_si128());
-                    n += _mm_cvtsi128_si32(s2) + _mm_cvtsi128_si32(_mm_srli_si128(s2, 8));
-                    acc = _mm_setzero_si128();
+                    n += sp_lane_counts(&acc);
                     blocks = 0;
                 }
             }
@@ -1880,14 +1880,11 @@ int64_t sp_scan_text(const sp_byte *buf, int64_t len, int lines, int validate, i
             acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(v, vn));
             i += 16;
             if (++blocks == 255) {
-                const __m128i s2 = _mm_sad_epu8(acc, _mm_setzero_si128());
-                n += _mm_cvtsi128_si32(s2) + _mm_cvtsi128_si32(_mm_srli_si128(s2, 8));
-                acc = _mm_setzero_si128();
+                n += sp_lane_counts(&acc);
                 blocks = 0;
             }
         }
-        const __m128i s2 = _mm_sad_epu8(acc, _mm_setzero_si128());
-        n += _mm_cvtsi128_si32(s2) + _mm_cvtsi128_si32(_mm_srli_si128(s2, 8));
+        n += sp_lane_counts(&acc);
     }
 #endif
     uint64_t lanes = 0;
