@@ -35,6 +35,11 @@ const double sp_pow10[23] = {
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
 };
 
+const double sp_spow10[2][8] = {
+    {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7},
+    {-1e0, -1e1, -1e2, -1e3, -1e4, -1e5, -1e6, -1e7}
+};
+
 const uint64_t sp_u64pow10[20] = {
     UINT64_C(1), UINT64_C(10), UINT64_C(100), UINT64_C(1000), UINT64_C(10000),
     UINT64_C(100000), UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000),

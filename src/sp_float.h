@@ -23,6 +23,9 @@
 /* Exact powers of ten, 1e0 .. 1e22 (Clinger's fast path). */
 extern const double sp_pow10[23];
 
+/* 10^k and -10^k for k = 0..7: sp_spow10[neg][k]. */
+extern const double sp_spow10[2][8];
+
 /* 10^k for k = 0..19 as integers. */
 extern const uint64_t sp_u64pow10[20];
 
