@@ -471,7 +471,7 @@ class Loader:
         return _Worker(proc, parent_end)
 
     def _retire(self, w: _Worker, *, kill: bool) -> None:
-        """Reap a dead (or, with kill, a busy) worker."""   # (replaced when next needed)
+        """Reap a dead (or, with kill, a busy) worker."""
         if kill and w.proc.is_alive():
             w.proc.kill()
         w.proc.join()
