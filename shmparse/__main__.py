@@ -22,6 +22,7 @@ if "numpy" not in sys.modules:
 import argparse  # noqa: E402
 import atexit  # noqa: E402
 import codecs  # noqa: E402
+import logging  # noqa: E402,F401  (its fork hooks must be registered before ours: see _on_signal)
 import signal  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -242,6 +243,7 @@ def _convert(args: argparse.Namespace) -> int:
             report.bar.close()
         if client is not None:
             client.close()
+    _raise_pending_signal()     # one that came too late for any block: the output is complete
     if not args.quiet:
         s = summary
         rate = s.bytes_read / s.seconds / 1e6 if s.seconds > 0 else 0.0
@@ -335,20 +337,66 @@ def _written() -> Optional[str]:
     return None
 
 
+_in_fork: List[bool] = []           # [True] while os.fork runs its hooks (see _on_signal)
+_fork_hooks: List[bool] = []        # [True] once they are registered (they stay for good)
+
+
+def _fork_begins() -> None:
+    _in_fork[:] = [True]
+
+
+def _fork_ends() -> None:
+    _in_fork.clear()
+
+
+def _watch_forks() -> None:
+    """Know when this process is inside ``os.fork`` (a worker starting).  Python runs the
+    fork hooks of other modules there, some of them Python code: logging's takes its module
+    lock before the fork and releases it after.  An exception raised inside a hook is
+    dropped, so a signal raised there would skip the release and the lock would stay held:
+    the next ``logging.getLogger`` in another thread (h5py's import) then waits for ever.
+
+    Hooks run in this order: ``before`` hooks newest first, ``after`` hooks oldest first.
+    Registered after every other module's (logging is imported above), ours enclose
+    theirs."""
+    if not _fork_hooks:
+        os.register_at_fork(before=_fork_begins, after_in_parent=_fork_ends,
+                            after_in_child=_fork_ends)
+        _fork_hooks.append(True)
+
+
 def _on_signal(signum: int, frame: Any) -> None:
     """SIGTERM and SIGINT while converting: unwind (temporary file, workers, segments go).
 
     Python drops an exception raised inside a callback (a weakref's, as h5py frees objects),
-    so the signal is also remembered and raised again at the next block."""
+    so the signal is also remembered and raised again at the next block, and at the end.
+    Inside a fork's hooks it is only remembered: raising there could leave a lock held."""
     if not _pending_signal:
         _pending_signal.append(signum)
+    if _in_fork:
+        return
     _raise_for(signum)
 
 
+_raised: List[BaseException] = []   # the exception _raise_for raised last
+
+
 def _raise_for(signum: int) -> None:
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise SystemExit(128 + signum)
+    exc = KeyboardInterrupt() if signum == signal.SIGINT else SystemExit(128 + signum)
+    _raised[:] = [exc]
+    raise exc
+
+
+def _unraisable_hook(previous: Any) -> Any:
+    """A ``sys.unraisablehook`` that keeps quiet about the exception of a signal that
+    Python dropped (it was raised inside a callback): it is raised again at the next block.
+    Python would print it ("Exception ignored in: ...", a traceback, ``KeyboardInterrupt``)
+    above the command's own one-line message.  Anything else goes to ``previous``."""
+    def hook(unraisable: Any) -> None:
+        if _raised and unraisable.exc_value is _raised[0]:
+            return
+        previous(unraisable)
+    return hook
 
 
 def _raise_pending_signal() -> None:
@@ -360,14 +408,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)      # exits 2 on a usage error
     previous = {}
+    unraisablehook = sys.unraisablehook
     if args.cmd in ("convert", "demo"):
         _pending_signal.clear()
+        _raised.clear()
         _watch.clear()
+        _watch_forks()
         try:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, _on_signal)
         except ValueError:               # not the main thread
             pass
+        if previous:
+            sys.unraisablehook = _unraisable_hook(unraisablehook)
     try:
         if args.cmd == "convert":
             return _convert(args)
@@ -394,6 +447,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        sys.unraisablehook = unraisablehook
         if args.cmd in ("convert", "demo"):
             try:
                 _sweep_own_segments()
