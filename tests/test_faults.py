@@ -295,6 +295,24 @@ def long_duration(long_inputs, tmp_path_factory):
     return time.monotonic() - t
 
 
+def _finish(proc, what, timeout=120):
+    """The command's stderr once it has exited.  A command that hangs is killed with its
+    workers (a hung one left running would fail later tests for it) and fails this one."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        for pid in [*children(proc.pid), proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _, err = proc.communicate()
+        for name, pid, _ in shm.list_segments():
+            if not alive(pid):
+                remove_quietly(name)
+        pytest.fail(f"{what}: the command still ran after {timeout} s; stderr:\n{err}")
+
+
 @pytest.mark.parametrize("what", ["SIGINT", "SIGTERM", "SIGKILL-a-worker"])
 def test_signal_at_a_random_moment_leaves_nothing(long_inputs, long_duration, tmp_path, what):
     """Six moments drawn at random (seeded; printed) from the start of the command to the
@@ -315,7 +333,7 @@ def test_signal_at_a_random_moment_leaves_nothing(long_inputs, long_duration, tm
                 os.kill(workers[rng.randrange(len(workers))], signal.SIGKILL)
         else:
             proc.send_signal(signal.SIGINT if what == "SIGINT" else signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
+        err = _finish(proc, f"{what} at {delay:.3f} s")
         outcomes.append((round(delay, 3), proc.returncode))
         mine = {proc.pid, *workers}
         ours = [n for n, pid, _ in shm.list_segments() if pid in mine]
@@ -399,3 +417,72 @@ def test_fifty_conversions_leak_no_fd_mapping_process_or_memory(tmp_path, warm):
     assert fds2 == fds and maps2 == maps == 0 and kids2 == kids
     assert held == [0] * 50, "workers kept shared segments mapped after a conversion"
     assert rss2 - rss < 16 * 1024, "RSS grew by more than 16 MB over 50 conversions"
+
+
+# Where Python drops an exception, a signal's must wait for the next block.  Each script sends
+# the signal from inside such a place (Python runs the handler there), then runs the command.
+#
+# A fork hook of another module, as logging's: a lock taken before the fork, released after
+# it.  An exception raised in the hook would be dropped and the release skipped; the next
+# fork (or, with logging's lock, h5py's import in a thread) would then wait for ever.
+_IN_A_FORK_HOOK = """
+import os, runpy, signal, sys, threading
+held = threading.Lock()
+forks = []
+def before():
+    if not held.acquire(timeout=10):
+        sys.stderr.write("hook: the lock was still held\\n")
+def after():
+    forks.append(1)
+    if len(forks) == 1:
+        sys.stderr.write("hook: sending\\n")
+        os.kill(os.getpid(), signal.%s)
+    held.release()
+    sys.stderr.write("hook: released\\n")
+os.register_at_fork(before=before, after_in_parent=after)
+runpy.run_module("shmparse", run_name="__main__", alter_sys=True)
+"""
+
+# A weakref's callback, at the first block: Python drops the exception and prints it
+# ("Exception ignored in: ..."), which the command's stderr should not show.
+_IN_A_WEAKREF_CALLBACK = """
+import os, runpy, signal, sys, weakref
+import shmparse.hdf5
+to_hdf5 = shmparse.hdf5.to_hdf5
+class Thing:
+    pass
+def callback(ref):
+    sys.stderr.write("hook: sending\\n")
+    os.kill(os.getpid(), signal.%s)
+def patched(*args, progress, **kwargs):
+    def report(p):
+        if not report.__dict__:
+            thing = Thing()
+            report.ref = weakref.ref(thing, callback)
+            del thing
+        progress(p)
+    return to_hdf5(*args, progress=report, **kwargs)
+shmparse.hdf5.to_hdf5 = patched
+runpy.run_module("shmparse", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("where", ["fork-hook", "weakref-callback"])
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_where_python_drops_exceptions_waits(inputs, tmp_path, where, sig, code):
+    script = {"fork-hook": _IN_A_FORK_HOOK, "weakref-callback": _IN_A_WEAKREF_CALLBACK}[where]
+    out = tmp_path / "out.h5"
+    proc = subprocess.Popen([sys.executable, "-c", script % sig, "convert", *inputs,
+                             "-o", str(out), *SEED_ARGS, "--workers", "2", "--quiet",
+                             "--block-size", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = _finish(proc, f"{sig} in a {where}")
+    assert "hook: sending" in err, f"the signal was never sent:\n{err}"
+    if where == "fork-hook":
+        assert "hook: released" in err, err
+    assert "Exception ignored" not in err and "still held" not in err, err
+    assert proc.returncode == code, err
+    if sig == "SIGINT":
+        assert err.splitlines()[-1] == "shmparse: interrupted; nothing was written", err
+    assert not out.exists() and not _leftovers(tmp_path), "no output"
+    assert not [n for n, pid, _ in shm.list_segments() if pid == proc.pid]
