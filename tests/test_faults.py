@@ -443,6 +443,20 @@ os.register_at_fork(before=before, after_in_parent=after)
 runpy.run_module("shmparse", run_name="__main__", alter_sys=True)
 """
 
+# logging's own fork hook, the place of the hang once seen in CI.  A C function as the first
+# after-fork hook sends the signal; Python runs the handler at its next check, at the start of
+# the next hook, logging's _releaseLock (registered after ours: logging is imported after).
+_IN_LOGGINGS_FORK_HOOK = """
+import ctypes, functools, os, runpy, signal, sys
+kill = ctypes.CDLL(None).kill
+kill.argtypes = [ctypes.c_int, ctypes.c_int]
+os.register_at_fork(after_in_parent=functools.partial(kill, os.getpid(), signal.%s))
+assert "logging" not in sys.modules
+import logging
+sys.stderr.write("hook: sending\\n")
+runpy.run_module("shmparse", run_name="__main__", alter_sys=True)
+"""
+
 # A weakref's callback, at the first block: Python drops the exception and prints it
 # ("Exception ignored in: ..."), which the command's stderr should not show.
 _IN_A_WEAKREF_CALLBACK = """
@@ -467,16 +481,17 @@ runpy.run_module("shmparse", run_name="__main__", alter_sys=True)
 """
 
 
-@pytest.mark.parametrize("where", ["fork-hook", "weakref-callback"])
+@pytest.mark.parametrize("where", ["fork-hook", "logging-fork-hook", "weakref-callback"])
 @pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_a_signal_where_python_drops_exceptions_waits(inputs, tmp_path, where, sig, code):
-    script = {"fork-hook": _IN_A_FORK_HOOK, "weakref-callback": _IN_A_WEAKREF_CALLBACK}[where]
+    script = {"fork-hook": _IN_A_FORK_HOOK, "logging-fork-hook": _IN_LOGGINGS_FORK_HOOK,
+              "weakref-callback": _IN_A_WEAKREF_CALLBACK}[where]
     out = tmp_path / "out.h5"
     proc = subprocess.Popen([sys.executable, "-c", script % sig, "convert", *inputs,
                              "-o", str(out), *SEED_ARGS, "--workers", "2", "--quiet",
                              "--block-size", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err = _finish(proc, f"{sig} in a {where}")
+    err = _finish(proc, f"{sig} in a {where}", timeout=60)
     assert "hook: sending" in err, f"the signal was never sent:\n{err}"
     if where == "fork-hook":
         assert "hook: released" in err, err
