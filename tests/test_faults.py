@@ -451,7 +451,7 @@ import ctypes, functools, os, runpy, signal, sys
 kill = ctypes.CDLL(None).kill
 kill.argtypes = [ctypes.c_int, ctypes.c_int]
 os.register_at_fork(after_in_parent=functools.partial(kill, os.getpid(), signal.%s))
-assert "logging" not in sys.modules
+assert "logging" not in sys.modules, "logging was imported at start-up, before this hook"
 import logging
 sys.stderr.write("hook: sending\\n")
 runpy.run_module("shmparse", run_name="__main__", alter_sys=True)
