@@ -286,9 +286,14 @@ def _demo(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"shmparse demo: {args.files} seed-format files x {args.rows:,} rows "
                   f"({_fmt_bytes(total)}) in {tmp}")
-        s = to_hdf5(paths, args.output, dtype=SEED_DTYPE, delimiter="\t", mode="w",
-                    workers=args.workers, progress=None if args.quiet else
-                    (True if sys.stderr.isatty() else None))
+        report = _Report(args.quiet or not sys.stderr.isatty())   # a bar, or nothing
+        try:
+            s = to_hdf5(paths, args.output, dtype=SEED_DTYPE, delimiter="\t", mode="w",
+                        workers=args.workers, progress=report)
+        finally:
+            if report.bar is not None:
+                report.bar.close()
+        _raise_pending_signal()
         same = True
         with h5py.File(s.output, "r") as h5:
             for p, name in zip(paths, s.datasets):

@@ -501,3 +501,18 @@ def test_a_signal_where_python_drops_exceptions_waits(inputs, tmp_path, where, s
         assert err.splitlines()[-1] == "shmparse: interrupted; nothing was written", err
     assert not out.exists() and not _leftovers(tmp_path), "no output"
     assert not [n for n, pid, _ in shm.list_segments() if pid == proc.pid]
+
+
+def test_a_signal_inside_a_fork_hook_stops_the_demo_too(tmp_path):
+    """``shmparse demo`` converts through the same handler: the remembered signal is raised."""
+    out = tmp_path / "demo.h5"
+    proc = subprocess.Popen([sys.executable, "-c", _IN_A_FORK_HOOK % "SIGTERM", "demo",
+                             "-o", str(out), "--files", "2", "--rows", "50000",
+                             "--workers", "2", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = _finish(proc, "SIGTERM in a fork hook of the demo", timeout=60)
+    assert "hook: sending" in err and "hook: released" in err, err
+    assert "Exception ignored" not in err and "still held" not in err, err
+    assert proc.returncode == 143, err
+    assert not out.exists() and not _leftovers(tmp_path), "no output"
+    assert not [n for n, pid, _ in shm.list_segments() if pid == proc.pid]
