@@ -688,7 +688,8 @@ SP_INLINE int sp_int_store_k(const sp_colspec *cs, sp_byte *dst, const int kind,
  * doubles, the sign carried by the divisor.  Rounding to nearest is symmetric, so m / -10^n
  * is exactly -(m / 10^n), and 0 / -10^n is -0.0 as numpy reads "-0".  A branch on the sign
  * (what `neg ? -v : v` compiles to) mispredicts as often as the data's signs vary: half the
- * fields of random data. */
+ * fields of random data.  Setting the sign bit afterwards, as sp_decimal_to_double does, was
+ * measured too: 5% slower on %.6f text (the value goes through an integer register). */
 SP_INLINE double sp_decimal_value(uint64_t m, int n2, int neg)
 {
     return (double)m / sp_spow10[neg][n2];
