@@ -182,6 +182,10 @@ class _Report:
                   f"({_fmt_bytes(p.bytes_done)} of {_fmt_bytes(p.bytes_total)} in {el:.1f} s)",
                   file=sys.stderr, flush=True)
 
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
 
 def _convert(args: argparse.Namespace) -> int:
     from .hdf5 import to_hdf5
@@ -239,8 +243,7 @@ def _convert(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         raise
     finally:
-        if report.bar is not None:
-            report.bar.close()
+        report.close()
         if client is not None:
             client.close()
     _raise_pending_signal()     # one that came too late for any block: the output is complete
@@ -291,8 +294,7 @@ def _demo(args: argparse.Namespace) -> int:
             s = to_hdf5(paths, args.output, dtype=SEED_DTYPE, delimiter="\t", mode="w",
                         workers=args.workers, progress=report)
         finally:
-            if report.bar is not None:
-                report.bar.close()
+            report.close()
         _raise_pending_signal()
         same = True
         with h5py.File(s.output, "r") as h5:

@@ -481,38 +481,43 @@ runpy.run_module("shmparse", run_name="__main__", alter_sys=True)
 """
 
 
+def _run_script(script, args, what):
+    """Run ``python -c script ARGS...`` to its end; the process and its stderr."""
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return proc, _finish(proc, what, timeout=60)
+
+
+def _assert_stopped_cleanly(proc, err, out, code):
+    """Stopped by the signal with ``code``: quietly, no lock left held, nothing left behind."""
+    assert "Exception ignored" not in err and "still held" not in err, err
+    assert proc.returncode == code, err
+    assert not out.exists() and not _leftovers(out.parent), "no output"
+    assert not [n for n, pid, _ in shm.list_segments() if pid == proc.pid]
+
+
 @pytest.mark.parametrize("where", ["fork-hook", "logging-fork-hook", "weakref-callback"])
 @pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_a_signal_where_python_drops_exceptions_waits(inputs, tmp_path, where, sig, code):
     script = {"fork-hook": _IN_A_FORK_HOOK, "logging-fork-hook": _IN_LOGGINGS_FORK_HOOK,
               "weakref-callback": _IN_A_WEAKREF_CALLBACK}[where]
     out = tmp_path / "out.h5"
-    proc = subprocess.Popen([sys.executable, "-c", script % sig, "convert", *inputs,
-                             "-o", str(out), *SEED_ARGS, "--workers", "2", "--quiet",
-                             "--block-size", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err = _finish(proc, f"{sig} in a {where}", timeout=60)
+    proc, err = _run_script(script % sig, ["convert", *inputs, "-o", str(out), *SEED_ARGS,
+                                           "--workers", "2", "--quiet", "--block-size", "1"],
+                            f"{sig} in a {where}")
     assert "hook: sending" in err, f"the signal was never sent:\n{err}"
     if where == "fork-hook":
         assert "hook: released" in err, err
-    assert "Exception ignored" not in err and "still held" not in err, err
-    assert proc.returncode == code, err
+    _assert_stopped_cleanly(proc, err, out, code)
     if sig == "SIGINT":
         assert err.splitlines()[-1] == "shmparse: interrupted; nothing was written", err
-    assert not out.exists() and not _leftovers(tmp_path), "no output"
-    assert not [n for n, pid, _ in shm.list_segments() if pid == proc.pid]
 
 
 def test_a_signal_inside_a_fork_hook_stops_the_demo_too(tmp_path):
     """``shmparse demo`` converts through the same handler: the remembered signal is raised."""
     out = tmp_path / "demo.h5"
-    proc = subprocess.Popen([sys.executable, "-c", _IN_A_FORK_HOOK % "SIGTERM", "demo",
-                             "-o", str(out), "--files", "2", "--rows", "50000",
-                             "--workers", "2", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err = _finish(proc, "SIGTERM in a fork hook of the demo", timeout=60)
+    proc, err = _run_script(_IN_A_FORK_HOOK % "SIGTERM",
+                            ["demo", "-o", str(out), "--files", "2", "--rows", "50000",
+                             "--workers", "2", "--quiet"], "SIGTERM in a fork hook of the demo")
     assert "hook: sending" in err and "hook: released" in err, err
-    assert "Exception ignored" not in err and "still held" not in err, err
-    assert proc.returncode == 143, err
-    assert not out.exists() and not _leftovers(tmp_path), "no output"
-    assert not [n for n, pid, _ in shm.list_segments() if pid == proc.pid]
+    _assert_stopped_cleanly(proc, err, out, 143)
